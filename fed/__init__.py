@@ -1,0 +1,22 @@
+"""RayFed: several parties run one program together, each on its own Ray cluster."""
+
+from __future__ import annotations
+
+from fed._api import get, init, kill, shutdown
+from fed._exceptions import FedDivergenceError, FedError, FedRemoteError, FedSendError
+from fed._runtime.objects import FedObject
+from fed._runtime.remote import FedActorHandle, remote
+
+__all__ = [
+    "FedActorHandle",
+    "FedDivergenceError",
+    "FedError",
+    "FedObject",
+    "FedRemoteError",
+    "FedSendError",
+    "get",
+    "init",
+    "kill",
+    "remote",
+    "shutdown",
+]

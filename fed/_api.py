@@ -1,0 +1,167 @@
+"""The public entry points: ``init``, ``get``, ``kill`` and ``shutdown``."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from typing import Any, Mapping
+
+import ray
+
+from fed._config import FedConfig, build_config
+from fed._exceptions import FedError, FedRemoteError
+from fed._runtime import context
+from fed._runtime.objects import FedObject
+from fed._runtime.remote import FedActorHandle
+from fed._transport.receiver import Receiver
+from fed._transport.sender import Sender, actor_options
+
+logger = logging.getLogger("fed")
+_SHUTDOWN_WAIT_S = 60.0
+_atexit_registered = False
+
+
+def init(
+    address: str | None = None,
+    cluster: Mapping[str, Any] | None = None,
+    party: str | None = None,
+    *,
+    addresses: Mapping[str, str] | None = None,
+    config: Mapping[str, Any] | None = None,
+    tls_config: Mapping[str, str] | None = None,
+    job_name: str | None = None,
+    logging_level: str | int = "info",
+) -> None:
+    """Join the federation as ``party``: start (or use) Ray, the receiver and the sender.
+
+    Two forms are accepted::
+
+        fed.init(address='local', cluster={'alice': {'address': '127.0.0.1:11010'},
+                                           'bob': {'address': '127.0.0.1:11011'}}, party='alice')
+
+        ray.init(address='local')
+        fed.init(addresses={'alice': '127.0.0.1:11010', 'bob': '127.0.0.1:11011'}, party='alice',
+                 config={'cross_silo_comm': {'timeout_in_ms': 120_000}}, job_name='job-1')
+
+    With ``config={'barrier_on_initializing': True}`` (the default) it returns once every peer answers.
+    """
+    if context.active() is not None:
+        raise RuntimeError("fed is already initialised in this process; call fed.shutdown() first")
+    logging.getLogger("fed").setLevel(logging_level.upper() if isinstance(logging_level, str) else logging_level)
+    cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
+                       tls_config=tls_config, job_name=job_name)
+    if cfg.tls is None and len(cfg.addresses) > 1:
+        logger.warning("fed.init without tls_config: parties are not authenticated and data "
+                       "crosses the network in clear text")
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=address or "local")
+    try:
+        runtime = _start_proxies(cfg, owns_ray)
+    except BaseException:
+        if owns_ray:
+            ray.shutdown()
+        raise
+    context.set_current(runtime)
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(shutdown)
+        _atexit_registered = True
+
+
+def _start_proxies(cfg: FedConfig, owns_ray: bool) -> context.Runtime:
+    comm = cfg.comm
+    receiver = ray.remote(Receiver).options(
+        **actor_options(comm.recv_resource_label, comm.max_concurrency)).remote(cfg)
+    sender = ray.remote(Sender).options(
+        **actor_options(comm.send_resource_label, comm.max_concurrency)).remote(cfg)
+    try:
+        ray.get(receiver.start.remote())
+        if cfg.barrier_on_initializing:
+            ray.get([sender.ping.remote(p) for p in cfg.peers])
+    except ray.exceptions.RayTaskError as exc:
+        ray.kill(receiver)
+        ray.kill(sender)
+        raise _unwrap(exc) from None
+    return context.Runtime(cfg, sender, receiver, owns_ray)
+
+
+def _unwrap(exc: ray.exceptions.RayTaskError) -> BaseException:
+    """The user-facing error inside a failed proxy or receive call."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, FedRemoteError):
+        return FedRemoteError(cause.src_party, cause.error_type, cause.cause)
+    if isinstance(cause, (FedError, OSError)):
+        return cause
+    return exc
+
+
+def get(objects: Any) -> Any:
+    """The value(s) of a FedObject or a list of them, at every party.
+
+    The owner pushes the value to every party that has not received it yet; the others wait for it.
+    A value whose task failed raises: at the owner the task's own exception, elsewhere
+    ``FedRemoteError`` naming the owner. Inside a task, ``fed.get`` of a Ray ObjectRef is ``ray.get``.
+
+    >>> fed.get(total)            # doctest: +SKIP
+    5
+    >>> fed.get([x, y])           # doctest: +SKIP
+    [2, 3]
+    """
+    if isinstance(objects, ray.ObjectRef) or (
+        isinstance(objects, list) and objects and all(isinstance(o, ray.ObjectRef) for o in objects)
+    ):
+        return ray.get(objects)
+    single = isinstance(objects, FedObject)
+    items = [objects] if single else list(objects)
+    bad = [o for o in items if not isinstance(o, FedObject)]
+    if bad:
+        raise TypeError(f"fed.get takes a FedObject or a list of them, got {type(bad[0]).__name__}")
+    runtime = context.current()
+    refs = []
+    for obj in items:
+        if obj.owner == runtime.party:
+            for peer in runtime.config.peers:
+                runtime.push(obj, peer)
+            refs.append(obj._ref)
+        else:
+            refs.append(runtime.receive(obj))
+    try:
+        values = ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, FedError):
+            raise _unwrap(exc) from exc
+        raise
+    return values[0] if single else values
+
+
+def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
+    """Kill a fed actor at its party (a no-op at the other parties)."""
+    if not isinstance(actor, FedActorHandle):
+        raise TypeError(f"fed.kill takes an actor handle, got {type(actor).__name__}")
+    runtime = context.current()
+    if actor.owner == runtime.party:
+        ray.kill(actor._ray_handle, no_restart=no_restart)
+
+
+def shutdown() -> None:
+    """Wait for pending pushes, stop the receiver and sender, and stop Ray if ``fed.init`` started it."""
+    runtime = context.active()
+    if runtime is None:
+        return
+    context.set_current(None)
+    try:
+        for problem in runtime.drain(_SHUTDOWN_WAIT_S):
+            logger.error("fed.shutdown: %s", problem)
+        ray.get([runtime.receiver.stop.remote(), runtime.sender.stop.remote()], timeout=10)
+    except Exception as exc:  # noqa: BLE001 - shutdown must finish
+        logger.error("fed.shutdown: stopping the proxies failed: %s", exc)
+    finally:
+        for actor in (runtime.receiver, runtime.sender):
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        if runtime.owns_ray:
+            ray.shutdown()

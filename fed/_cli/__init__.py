@@ -1,0 +1,1 @@
+"""The `fed` command line."""

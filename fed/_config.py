@@ -1,0 +1,216 @@
+"""Validate and normalise the arguments of ``fed.init`` into one frozen ``FedConfig``."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+_PARTY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_JOB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DEFAULT_JOB_NAME = "default"
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class CommConfig:
+    """Cross-silo communication settings (``config['cross_silo_comm']``)."""
+
+    timeout_in_ms: int = 60_000
+    messages_max_size_in_bytes: int = 16 * GiB
+    serializing_allowed_list: Mapping[str, list[str]] | None = None
+    exit_on_sending_failure: bool = False
+    expose_error_trace: bool = False
+    http_header: Mapping[str, str] | None = None
+    max_concurrency: int = 1000
+    send_resource_label: Mapping[str, float] | None = None
+    recv_resource_label: Mapping[str, float] | None = None
+    use_global_proxy: bool = True
+    chunk_size_in_bytes: int = 1 * MiB
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Paths of the PEM files for mutual TLS, read once at ``fed.init``."""
+
+    ca_cert: bytes
+    cert: bytes
+    key: bytes
+
+
+@dataclass(frozen=True)
+class FedConfig:
+    """Everything ``fed.init`` was told, validated."""
+
+    party: str
+    addresses: Mapping[str, str]
+    listen_address: str
+    job_name: str = DEFAULT_JOB_NAME
+    comm: CommConfig = field(default_factory=CommConfig)
+    tls: TlsConfig | None = None
+    barrier_on_initializing: bool = True
+
+    @property
+    def peers(self) -> list[str]:
+        """Every party but this one, in a fixed order."""
+        return [p for p in self.addresses if p != self.party]
+
+
+_COMM_TYPES: dict[str, tuple[type, ...]] = {
+    "timeout_in_ms": (int,),
+    "messages_max_size_in_bytes": (int,),
+    "serializing_allowed_list": (dict, type(None)),
+    "exit_on_sending_failure": (bool,),
+    "expose_error_trace": (bool,),
+    "http_header": (dict, type(None)),
+    "max_concurrency": (int,),
+    "send_resource_label": (dict, type(None)),
+    "recv_resource_label": (dict, type(None)),
+    "use_global_proxy": (bool,),
+    "chunk_size_in_bytes": (int,),
+}
+_POSITIVE = ("timeout_in_ms", "messages_max_size_in_bytes", "max_concurrency", "chunk_size_in_bytes")
+_CONFIG_KEYS = ("cross_silo_comm", "barrier_on_initializing")
+_CLUSTER_ENTRY_KEYS = ("address", "listen_addr")
+
+
+def _reject_unknown(kind: str, given: Mapping[str, Any], known: tuple[str, ...] | list[str]) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown {kind} key(s) {unknown}; valid keys are {sorted(known)}"
+        )
+
+
+def parse_address(address: Any, what: str) -> str:
+    """Check ``host:port`` (``[v6]:port`` for IPv6) and return it unchanged."""
+    if not isinstance(address, str):
+        raise ValueError(f"{what}: address must be a 'host:port' string, got {address!r}")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{what}: malformed address {address!r}, expected 'host:port'")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"{what}: malformed address {address!r}, expected '[v6]:port'")
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{what}: malformed IPv6 host in {address!r}") from None
+    elif not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+        raise ValueError(f"{what}: malformed host in address {address!r}")
+    return address
+
+
+def check_party_name(party: Any) -> str:
+    """Party names are plain identifiers: letters, digits, '.', '_' and '-'."""
+    if not isinstance(party, str) or not _PARTY_RE.match(party):
+        raise ValueError(
+            f"invalid party name {party!r}: use letters, digits, '.', '_' or '-'"
+        )
+    return party
+
+
+def parse_comm(raw: Mapping[str, Any] | None) -> CommConfig:
+    """Validate ``cross_silo_comm``: unknown keys and wrong types are ``ValueError``."""
+    raw = dict(raw or {})
+    known = [f.name for f in dataclasses.fields(CommConfig)]
+    _reject_unknown("cross_silo_comm", raw, known)
+    for key, value in raw.items():
+        types = _COMM_TYPES[key]
+        if not isinstance(value, types) or (int in types and isinstance(value, bool) and bool not in types):
+            names = " or ".join(t.__name__ for t in types)
+            raise ValueError(f"cross_silo_comm[{key!r}] must be {names}, got {value!r}")
+        if key in _POSITIVE and value <= 0:
+            raise ValueError(f"cross_silo_comm[{key!r}] must be positive, got {value!r}")
+    allowed = raw.get("serializing_allowed_list")
+    if allowed is not None:
+        for module, names in allowed.items():
+            if not isinstance(module, str) or not isinstance(names, (list, tuple, set)):
+                raise ValueError(
+                    "serializing_allowed_list maps a module name to a list of names "
+                    f"(or ['*']), got {module!r}: {names!r}"
+                )
+        raw["serializing_allowed_list"] = {m: list(n) for m, n in allowed.items()}
+    return CommConfig(**raw)
+
+
+def read_tls(tls_config: Mapping[str, Any] | None) -> TlsConfig | None:
+    """Read the three PEM files named by ``tls_config``."""
+    if tls_config is None:
+        return None
+    if not isinstance(tls_config, Mapping):
+        raise ValueError("tls_config must be a dict with 'ca_cert', 'cert' and 'key' paths")
+    keys = ("ca_cert", "cert", "key")
+    _reject_unknown("tls_config", tls_config, keys)
+    missing = [k for k in keys if k not in tls_config]
+    if missing:
+        raise ValueError(f"tls_config is missing {missing}; mutual TLS needs 'ca_cert', 'cert' and 'key'")
+    contents = {}
+    for key in keys:
+        try:
+            with open(tls_config[key], "rb") as f:
+                contents[key] = f.read()
+        except OSError as exc:
+            raise ValueError(f"tls_config[{key!r}]: cannot read {tls_config[key]!r}: {exc}") from exc
+    return TlsConfig(**contents)
+
+
+def _addresses_from_cluster(cluster: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    addresses, listen = {}, {}
+    for party, entry in cluster.items():
+        check_party_name(party)
+        if isinstance(entry, str):
+            entry = {"address": entry}
+        if not isinstance(entry, Mapping) or "address" not in entry:
+            raise ValueError(f"cluster[{party!r}] must be a dict with an 'address', got {entry!r}")
+        _reject_unknown(f"cluster[{party!r}]", entry, _CLUSTER_ENTRY_KEYS)
+        addresses[party] = parse_address(entry["address"], f"cluster[{party!r}]['address']")
+        if "listen_addr" in entry:
+            listen[party] = parse_address(entry["listen_addr"], f"cluster[{party!r}]['listen_addr']")
+    return addresses, listen
+
+
+def build_config(
+    *,
+    party: Any,
+    cluster: Mapping[str, Any] | None = None,
+    addresses: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    tls_config: Mapping[str, Any] | None = None,
+    job_name: str | None = None,
+) -> FedConfig:
+    """Normalise either form of ``fed.init`` arguments into a ``FedConfig``."""
+    if (cluster is None) == (addresses is None):
+        raise ValueError("pass exactly one of cluster={party: {'address': ...}} or addresses={party: 'host:port'}")
+    if cluster is not None:
+        if not isinstance(cluster, Mapping) or not cluster:
+            raise ValueError("cluster must be a non-empty dict of party -> {'address': 'host:port'}")
+        addrs, listen = _addresses_from_cluster(cluster)
+    else:
+        if not isinstance(addresses, Mapping) or not addresses:
+            raise ValueError("addresses must be a non-empty dict of party -> 'host:port'")
+        addrs = {check_party_name(p): parse_address(a, f"addresses[{p!r}]") for p, a in addresses.items()}
+        listen = {}
+    check_party_name(party)
+    if party not in addrs:
+        raise ValueError(f"party {party!r} is not one of the configured parties {sorted(addrs)}")
+    config = dict(config or {})
+    _reject_unknown("config", config, _CONFIG_KEYS)
+    barrier = config.get("barrier_on_initializing", True)
+    if not isinstance(barrier, bool):
+        raise ValueError(f"config['barrier_on_initializing'] must be bool, got {barrier!r}")
+    job = DEFAULT_JOB_NAME if job_name is None else job_name
+    if not isinstance(job, str) or not _JOB_RE.match(job):
+        raise ValueError(f"invalid job_name {job!r}: use up to 128 letters, digits, '.', '_' or '-'")
+    return FedConfig(
+        party=party,
+        addresses=addrs,
+        listen_address=listen.get(party, addrs[party]),
+        job_name=job,
+        comm=parse_comm(config.get("cross_silo_comm")),
+        tls=read_tls(tls_config),
+        barrier_on_initializing=barrier,
+    )

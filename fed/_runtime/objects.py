@@ -1,0 +1,42 @@
+"""``FedObject``: the handle of a value that lives at one party."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FedObject:
+    """A value produced by call ``call_id`` at party ``owner`` (return value number ``index``).
+
+    Only the owner holds the Ray ObjectRef of the value; every other party holds a placeholder
+    and receives the value when its owner pushes it (see ``fed.get``).
+
+    >>> y = f.party('bob').remote(x)   # doctest: +SKIP
+    >>> y.owner, y.object_id           # doctest: +SKIP
+    ('bob', '3:0')
+    """
+
+    __slots__ = ("owner", "call_id", "index", "fingerprint", "_ref", "_received", "_sent_to")
+
+    def __init__(self, owner: str, call_id: int, index: int, fingerprint: str, ref: Any = None) -> None:
+        self.owner = owner
+        self.call_id = call_id
+        self.index = index
+        self.fingerprint = fingerprint
+        self._ref = ref  # the Ray ObjectRef, at the owner only
+        self._received: Any = None  # at other parties: the ObjectRef of the value once asked for
+        self._sent_to: set[str] = set()  # at the owner: parties this value was pushed to
+
+    @property
+    def object_id(self) -> str:
+        """``call_id:index``, the same at every party."""
+        return f"{self.call_id}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"FedObject(owner={self.owner!r}, object_id={self.object_id!r}, call={self.fingerprint!r})"
+
+    def __reduce__(self):
+        raise TypeError(
+            "a FedObject cannot be pickled or returned from a task; pass it as an argument to "
+            ".remote() (fed moves its value) or read it with fed.get()"
+        )

@@ -1,0 +1,201 @@
+"""``@fed.remote``: functions, classes and actor methods bound to a party, dispatched per call."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import ray
+
+from fed._runtime import context
+from fed._runtime.objects import FedObject
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _check_num_returns(options: dict[str, Any]) -> int:
+    n = options.get("num_returns", 1)
+    if type(n) is not int or n < 0:
+        raise ValueError(f"fed supports an int num_returns >= 0, got {n!r}")
+    return n
+
+
+def _fed_objects(owner: str, call_id: int, fingerprint: str, n: int, refs: Any) -> Any:
+    """Wrap the return value(s) of a call like Ray does: one object, a list of n, or None."""
+    if n == 0:
+        return None
+    if n == 1:
+        return FedObject(owner, call_id, 0, fingerprint, refs)
+    refs = refs if refs is not None else [None] * n
+    return [FedObject(owner, call_id, i, fingerprint, ref) for i, ref in enumerate(refs)]
+
+
+class _Lazy:
+    """The ``ray.remote`` wrapper of a function or class, made once and shared by all bindings."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self._remote: Any = None
+
+    def get(self) -> Any:
+        if self._remote is None:
+            self._remote = ray.remote(self.target)
+        return self._remote
+
+
+class _Bindable:
+    """Shared by functions and classes: ``.party()`` and ``.options()`` return new bindings."""
+
+    def __init__(self, lazy: _Lazy, party: str | None = None, options: dict[str, Any] | None = None) -> None:
+        self._lazy = lazy
+        self._party = party
+        self._options = dict(options or {})
+
+    def party(self, party: str):
+        """The same remote object, bound to run at ``party``."""
+        return type(self)(self._lazy, party, self._options)
+
+    def options(self, **options: Any):
+        """The same remote object with Ray options (validated by Ray, e.g. ``num_cpus``)."""
+        merged = {**self._options, **options}
+        _check_num_returns(merged)
+        self._lazy.get().options(**merged)  # Ray rejects unknown or invalid options here
+        return type(self)(self._lazy, self._party, merged)
+
+    def _start_call(self) -> tuple[context.Runtime, str, int, str]:
+        if self._party is None:
+            name = self._lazy.target.__name__
+            raise ValueError(f"say which party runs it: {name}.party('alice').remote(...)")
+        runtime = context.current()
+        runtime.check_party(self._party)
+        call_id = runtime.next_call_id()
+        return runtime, self._party, call_id, f"{_qualname(self._lazy.target)}@{self._party}#{call_id}"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = self._lazy.target.__name__
+        raise TypeError(
+            f"{name} is a fed remote {'class' if inspect.isclass(self._lazy.target) else 'function'} "
+            f"and cannot be called directly; use {name}.party('alice').remote(...)"
+        )
+
+
+class FedRemoteFunction(_Bindable):
+    """A function decorated with ``@fed.remote``.
+
+    >>> @fed.remote
+    ... def add(a, b):
+    ...     return a + b
+    >>> total = add.party('bob').remote(x, y)   # doctest: +SKIP
+    """
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function at its party; returns FedObject(s) like Ray returns ObjectRef(s)."""
+        runtime, party, call_id, fingerprint = self._start_call()
+        n = _check_num_returns(self._options)
+        refs = None
+        if party == runtime.party:
+            args, kwargs = runtime.resolve(args, kwargs)
+            fn = self._lazy.get()
+            refs = (fn.options(**self._options) if self._options else fn).remote(*args, **kwargs)
+        else:
+            runtime.push_args(args, kwargs, party)
+        return _fed_objects(party, call_id, fingerprint, n, refs)
+
+
+class FedRemoteClass(_Bindable):
+    """A class decorated with ``@fed.remote``; ``.party(p).remote(...)`` creates an actor at ``p``."""
+
+    def remote(self, *args: Any, **kwargs: Any) -> FedActorHandle:
+        """Create the actor at its party and return its handle (usable at every party)."""
+        runtime, party, call_id, fingerprint = self._start_call()
+        handle = None
+        if party == runtime.party:
+            args, kwargs = runtime.resolve(args, kwargs)
+            cls = self._lazy.get()
+            options = {k: v for k, v in self._options.items() if k != "num_returns"}
+            handle = (cls.options(**options) if options else cls).remote(*args, **kwargs)
+        return FedActorHandle(self._lazy.target, party, call_id, handle)
+
+
+class FedActorHandle:
+    """An actor created by ``FedRemoteClass.remote``; its methods are called with ``.remote()``.
+
+    >>> counter = Counter.party('alice').remote(0)   # doctest: +SKIP
+    >>> fed.get(counter.add.remote(1))               # doctest: +SKIP
+    1
+    """
+
+    def __init__(self, cls: type, owner: str, call_id: int, ray_handle: Any) -> None:
+        self._cls = cls
+        self.owner = owner
+        self.call_id = call_id
+        self._ray_handle = ray_handle
+
+    def __getattr__(self, name: str) -> FedActorMethod:
+        if name.startswith("_") or not callable(getattr(self._cls, name, None)):
+            raise AttributeError(f"{self._cls.__name__} has no method {name!r}")
+        return FedActorMethod(self, name)
+
+    def __repr__(self) -> str:
+        return f"FedActorHandle({self._cls.__name__} at {self.owner!r})"
+
+
+class FedActorMethod:
+    """One method of a fed actor, with its own ``.options()``."""
+
+    def __init__(self, actor: FedActorHandle, name: str, options: dict[str, Any] | None = None) -> None:
+        self._actor = actor
+        self._name = name
+        self._options = dict(options or {})
+
+    def options(self, **options: Any) -> FedActorMethod:
+        """The same method with Ray actor-method options (e.g. ``num_returns``)."""
+        merged = {**self._options, **options}
+        _check_num_returns(merged)
+        return FedActorMethod(self._actor, self._name, merged)
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the method at the actor's party; returns FedObject(s)."""
+        actor = self._actor
+        runtime = context.current()
+        call_id = runtime.next_call_id()
+        fingerprint = f"{_qualname(actor._cls)}.{self._name}@{actor.owner}#{call_id}"
+        n = _check_num_returns(self._options)
+        refs = None
+        if actor.owner == runtime.party:
+            args, kwargs = runtime.resolve(args, kwargs)
+            method = getattr(actor._ray_handle, self._name)
+            refs = (method.options(**self._options) if self._options else method).remote(*args, **kwargs)
+        else:
+            runtime.push_args(args, kwargs, actor.owner)
+        return _fed_objects(actor.owner, call_id, fingerprint, n, refs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"actor methods cannot be called directly; use .{self._name}.remote(...)")
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """Decorate a function or class so it can run at a party: ``@fed.remote`` or ``@fed.remote(num_cpus=1)``.
+
+    >>> @fed.remote
+    ... class Counter:
+    ...     def __init__(self, start):
+    ...         self.n = start
+    ...     def add(self, k):
+    ...         self.n += k
+    ...         return self.n
+    """
+    def wrap(target: Callable) -> Any:
+        kind = FedRemoteClass if inspect.isclass(target) else FedRemoteFunction
+        if not callable(target):
+            raise TypeError(f"@fed.remote decorates a function or a class, not {target!r}")
+        bound = kind(_Lazy(target))
+        return bound.options(**options) if options else bound
+
+    if len(args) == 1 and not options and callable(args[0]):
+        return wrap(args[0])
+    if args:
+        raise TypeError("use @fed.remote or @fed.remote(**ray_options)")
+    return wrap

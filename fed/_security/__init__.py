@@ -1,0 +1,1 @@
+"""Security: TLS credentials and party identity."""

@@ -1,0 +1,1 @@
+"""Serialization: turning values into wire segments and back, with an allow-list of constructors."""

@@ -1,0 +1,22 @@
+"""Encode a value into pickle-5 segments (in-band pickle + out-of-band buffers) and back."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, Mapping
+
+from fed._serialization.allowlist import restricted_loads
+
+PICKLE5 = "pickle5"
+
+
+def encode(value: Any) -> list[memoryview]:
+    """Segments of ``value``: the pickle stream, then each out-of-band buffer, none copied."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    return [memoryview(head)] + [b.raw() for b in buffers]
+
+
+def decode(segments: list[memoryview], allowed: Mapping[str, frozenset[str]]) -> Any:
+    """Rebuild a value from its segments; arrays are rebuilt over the segments, not copied."""
+    return restricted_loads(segments[0], segments[1:], allowed)

@@ -1,0 +1,1 @@
+"""Transport: the per-party receiver and sender actors, their gRPC setup and the wire format."""

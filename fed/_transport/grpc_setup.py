@@ -1,0 +1,49 @@
+"""gRPC options and credentials shared by the receiver's server and the sender's channels."""
+
+from __future__ import annotations
+
+import grpc
+
+from fed._config import TlsConfig
+
+# One chunk plus framing must fit in a message; the window options keep one stream from being
+# throttled by gRPC's small defaults.
+_MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def common_options(chunk_size: int) -> list[tuple[str, int | str]]:
+    """Options for both ends: message sizes that fit a chunk, keepalive, no port sharing."""
+    limit = max(_MAX_MESSAGE, 2 * chunk_size)
+    return [
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ]
+
+
+def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """Mutual TLS: the server presents its certificate and demands one from every client."""
+    return grpc.ssl_server_credentials(
+        [(tls.key, tls.cert)], root_certificates=tls.ca_cert, require_client_auth=True
+    )
+
+
+def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials:
+    """Mutual TLS: the client presents its certificate and checks the server's against the CA."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
+    )
+
+
+def open_channel(address: str, dst_party: str, tls: TlsConfig | None, chunk_size: int) -> grpc.aio.Channel:
+    """A channel to ``dst_party``; with TLS the server must present a certificate naming it."""
+    options = common_options(chunk_size)
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    options.append(("grpc.ssl_target_name_override", dst_party))
+    return grpc.aio.secure_channel(address, channel_credentials(tls), options=options)

@@ -1,0 +1,205 @@
+"""The receiver: a Ray actor serving gRPC pushes from peers and handing values to this party."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import grpc
+
+from fed._config import FedConfig
+from fed._exceptions import FedDivergenceError, FedError, FedRemoteError
+from fed._security.identity import peer_is
+from fed._serialization import codec
+from fed._serialization.allowlist import merge_allowed
+from fed._transport import grpc_setup, wire
+
+logger = logging.getLogger("fed.receiver")
+
+
+class _Arrived:
+    """A value (or a remote error) delivered for one key."""
+
+    __slots__ = ("fingerprint", "value", "error")
+
+    def __init__(self, fingerprint: str, value: Any = None, error: Exception | None = None) -> None:
+        self.fingerprint, self.value, self.error = fingerprint, value, error
+
+
+class _Refused(Exception):
+    """A push this receiver will not take; carries the gRPC status for the sender."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Receiver:
+    """Holds one gRPC server on the party's listening address for one job.
+
+    Values are stored under ``(source party, object id)`` until this party asks for them with
+    ``get``; a second push of a key is acknowledged as a duplicate and dropped.
+    """
+
+    def __init__(self, config: FedConfig) -> None:
+        self._config = config
+        self._allowed = merge_allowed(config.comm.serializing_allowed_list)
+        self._slots: dict[tuple[str, str], asyncio.Future] = {}
+        self._consumed: set[tuple[str, str]] = set()
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> str:
+        """Bind the listening address and serve; a taken port is an error, never shared."""
+        cfg = self._config
+        server = grpc.aio.server(options=grpc_setup.common_options(cfg.comm.chunk_size_in_bytes))
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("fed.Receiver", {
+            "Push": grpc.stream_unary_rpc_method_handler(self._push),
+            "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
+        })])
+        address = cfg.listen_address
+        try:
+            if cfg.tls is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, grpc_setup.server_credentials(cfg.tls))
+        except RuntimeError as exc:
+            port, cause = 0, exc
+        else:
+            cause = None
+        if not port:
+            raise OSError(f"party {cfg.party!r} cannot listen on {address}: the port is taken or "
+                          f"the address is not local ({cause or 'bind failed'})")
+        await server.start()
+        self._server = server
+        return address
+
+    async def stop(self, grace: float = 1.0) -> None:
+        """Stop serving; pending waits for values fail."""
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        for fut in self._slots.values():
+            if not fut.done():
+                fut.cancel()
+
+    async def get(self, src: str, object_id: str, fingerprint: str) -> Any:
+        """Wait for the value ``src`` pushes under ``object_id`` and return it (once)."""
+        key = (src, object_id)
+        if key in self._consumed:
+            raise RuntimeError(f"value {object_id} from {src!r} was already handed out")
+        arrived = await self._slot(key)
+        del self._slots[key]
+        self._consumed.add(key)
+        if arrived.fingerprint != fingerprint:
+            raise FedDivergenceError(
+                f"party {src!r} sent value {object_id} for call {arrived.fingerprint!r}, but this "
+                f"party's program made call {fingerprint!r} there: the parties' programs diverged"
+            )
+        if arrived.error is not None:
+            raise arrived.error
+        return arrived.value
+
+    def _slot(self, key: tuple[str, str]) -> asyncio.Future:
+        fut = self._slots.get(key)
+        if fut is None:
+            fut = self._slots[key] = asyncio.get_running_loop().create_future()
+        return fut
+
+    async def _ping(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return json.dumps({"party": self._config.party, "job": self._config.job_name}).encode()
+
+    async def _push(self, requests, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            return await self._take(requests, context)
+        except _Refused as refused:
+            logger.warning("refused a push from %s: %s", context.peer(), refused)
+            await context.abort(refused.code, str(refused))
+
+    async def _take(self, requests, context: grpc.aio.ServicerContext) -> bytes:
+        first = await _next_frame(requests)
+        if first is None:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty push: no header frame")
+        try:
+            header = wire.decode_header(first)
+        except wire.WireError as exc:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        self._check(header, context)
+        key = (header.src, header.object_id)
+        if key in self._consumed or (key in self._slots and self._slots[key].done()):
+            logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
+            return b"duplicate"
+        payload = await _assemble(requests, header.total_size)
+        try:
+            arrived = self._decode(header, payload)
+        except _Refused as refused:
+            # This party is waiting for the value too: tell it why it will never come.
+            self._deliver(key, _Arrived(header.fingerprint, error=FedError(
+                f"value {header.object_id} from party {header.src!r} was refused: {refused}")))
+            raise
+        self._deliver(key, arrived)
+        return b"ok"
+
+    def _deliver(self, key: tuple[str, str], arrived: _Arrived) -> None:
+        fut = self._slot(key)
+        if not fut.done():
+            fut.set_result(arrived)
+
+    def _check(self, header: wire.Header, context: grpc.aio.ServicerContext) -> None:
+        cfg = self._config
+        if header.job != cfg.job_name:
+            raise _Refused(grpc.StatusCode.NOT_FOUND,
+                           f"unknown job {header.job!r}: party {cfg.party!r} serves job {cfg.job_name!r} here")
+        if header.dst != cfg.party:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"push addressed to {header.dst!r} reached party {cfg.party!r}")
+        if header.src not in cfg.addresses or header.src == cfg.party:
+            raise _Refused(grpc.StatusCode.PERMISSION_DENIED, f"unknown source party {header.src!r}")
+        if cfg.tls is not None and not peer_is(context.auth_context(), header.src):
+            raise _Refused(grpc.StatusCode.PERMISSION_DENIED,
+                           f"peer certificate does not name the claimed source party {header.src!r}")
+        limit = cfg.comm.messages_max_size_in_bytes
+        if header.total_size > limit:
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"value of {header.total_size} bytes exceeds this party's "
+                           f"messages_max_size_in_bytes={limit}")
+
+    def _decode(self, header: wire.Header, payload: memoryview) -> _Arrived:
+        segments = wire.split_payload(payload, header.segments)
+        if header.codec == "error":
+            body = wire.decode_json(segments[0], "error frame")
+            error = FedRemoteError(str(body.get("party", header.src)), str(body.get("type", "Exception")),
+                                   body.get("cause") if isinstance(body.get("cause"), str) else None)
+            return _Arrived(header.fingerprint, error=error)
+        try:
+            value = codec.decode(segments, self._allowed)
+        except Exception as exc:  # noqa: BLE001 - any failure to decode is the sender's problem
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"cannot decode value {header.object_id}: {exc}") from None
+        return _Arrived(header.fingerprint, value=value)
+
+
+async def _next_frame(requests) -> bytes | None:
+    try:
+        return await requests.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def _assemble(requests, total: int) -> memoryview:
+    """Copy the payload chunks into one buffer of the declared size."""
+    buf = bytearray(total)
+    view = memoryview(buf)
+    offset = 0
+    async for chunk in requests:
+        end = offset + len(chunk)
+        if end > total:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"payload longer than the declared {total} bytes")
+        view[offset:end] = chunk
+        offset = end
+    if offset != total:
+        raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                       f"truncated payload: {offset} of {total} declared bytes")
+    return view
