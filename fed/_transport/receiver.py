@@ -49,6 +49,7 @@ class Receiver:
         self._slots: dict[tuple[str, str], asyncio.Future] = {}
         self._consumed: set[tuple[str, str]] = set()
         self._server: grpc.aio.Server | None = None
+        self._counts = {"values": 0, "duplicates": 0}
 
     async def start(self) -> str:
         """Bind the listening address and serve; a taken port is an error, never shared."""
@@ -101,6 +102,10 @@ class Receiver:
             raise arrived.error
         return arrived.value
 
+    def counts(self) -> dict[str, int]:
+        """Pushes taken so far: values stored and duplicates dropped."""
+        return dict(self._counts)
+
     def _slot(self, key: tuple[str, str]) -> asyncio.Future:
         fut = self._slots.get(key)
         if fut is None:
@@ -129,6 +134,7 @@ class Receiver:
         key = (header.src, header.object_id)
         if key in self._consumed or (key in self._slots and self._slots[key].done()):
             logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
+            self._counts["duplicates"] += 1
             return b"duplicate"
         payload = await _assemble(requests, header.total_size)
         try:
@@ -139,6 +145,7 @@ class Receiver:
                 f"value {header.object_id} from party {header.src!r} was refused: {refused}")))
             raise
         self._deliver(key, arrived)
+        self._counts["values"] += 1
         return b"ok"
 
     def _deliver(self, key: tuple[str, str], arrived: _Arrived) -> None:

@@ -1,0 +1,6 @@
+"""Integration tests start real parties; make the harness importable."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))

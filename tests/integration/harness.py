@@ -1,0 +1,118 @@
+"""Start real parties as separate processes (each with its own Ray) and collect what they print."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCRIPTS = Path(__file__).parent / "scripts"
+ROOT = Path(__file__).parents[2]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports nobody listens on right now."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def addresses(*parties: str) -> dict[str, str]:
+    """A loopback address on a free port for each party."""
+    return {p: f"127.0.0.1:{port}" for p, port in zip(parties, free_ports(len(parties)))}
+
+
+@dataclass
+class Party:
+    """One party's process and everything it printed."""
+
+    name: str
+    proc: subprocess.Popen
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+
+def start(name: str, argv: list[str], delay: float = 0.0) -> Party:
+    """Start ``argv`` in its own session, so it and the Ray it starts can be killed as a group."""
+    if delay:
+        time.sleep(delay)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, start_new_session=True, cwd=ROOT)
+    party = Party(name, proc)
+    threading.Thread(target=_read, args=(party,), daemon=True).start()
+    return party
+
+
+def _read(party: Party) -> None:
+    for raw in party.proc.stdout:
+        party.lines.append(raw.decode(errors="replace"))
+
+
+def kill(party: Party) -> None:
+    """SIGKILL the party's whole process group (its driver and Ray daemons)."""
+    try:
+        os.killpg(party.proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        party.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def wait_all(parties: list[Party], timeout: float) -> None:
+    """Wait for every party to exit; on timeout fail with everything they printed."""
+    deadline = time.monotonic() + timeout
+    for party in parties:
+        try:
+            party.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"party {party.name} still running after {timeout} s\n" + report(parties)) from None
+    time.sleep(0.2)  # let the reader threads take the last lines
+
+
+def report(parties: list[Party]) -> str:
+    return "\n".join(f"----- {p.name} (exit {p.returncode}) -----\n{p.output[-6000:]}" for p in parties)
+
+
+def run_script(script: str, addrs: dict[str, str], *args: str, parties: list[str] | None = None,
+               timeout: float = 240, delays: dict[str, float] | None = None) -> dict[str, Party]:
+    """Run ``scripts/<script>`` once per party as ``script PARTY ADDRESSES_JSON *args``; kill all at the end."""
+    started: list[Party] = []
+    try:
+        for name in parties or list(addrs):
+            argv = [sys.executable, str(SCRIPTS / script), name, json.dumps(addrs), *args]
+            started.append(start(name, argv, (delays or {}).get(name, 0.0)))
+        wait_all(started, timeout)
+        return {p.name: p for p in started}
+    finally:
+        for party in started:
+            kill(party)
+
+
+def assert_ok(parties: dict[str, Party]) -> None:
+    """Every party exited 0."""
+    bad = [p for p in parties.values() if p.returncode != 0]
+    assert not bad, report(list(parties.values()))
