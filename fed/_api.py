@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import ray
 
@@ -31,6 +31,7 @@ def init(
     tls_config: Mapping[str, str] | None = None,
     job_name: str | None = None,
     logging_level: str | int = "info",
+    sending_failure_handler: Callable[[BaseException], None] | None = None,
 ) -> None:
     """Join the federation as ``party``: start (or use) Ray, the receiver and the sender.
 
@@ -44,10 +45,13 @@ def init(
                  config={'cross_silo_comm': {'timeout_in_ms': 120_000}}, job_name='job-1')
 
     With ``config={'barrier_on_initializing': True}`` (the default) it returns once every peer answers.
+    ``sending_failure_handler(exc)`` is called when a push to a peer finally fails.
     """
     if context.active() is not None:
         raise RuntimeError("fed is already initialised in this process; call fed.shutdown() first")
     logging.getLogger("fed").setLevel(logging_level.upper() if isinstance(logging_level, str) else logging_level)
+    if sending_failure_handler is not None and not callable(sending_failure_handler):
+        raise ValueError("sending_failure_handler must be a callable taking the exception")
     cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
                        tls_config=tls_config, job_name=job_name)
     if cfg.tls is None and len(cfg.addresses) > 1:
@@ -57,7 +61,7 @@ def init(
     if owns_ray:
         ray.init(address=address or "local")
     try:
-        runtime = _start_proxies(cfg, owns_ray)
+        runtime = _start_proxies(cfg, owns_ray, sending_failure_handler)
     except BaseException:
         if owns_ray:
             ray.shutdown()
@@ -69,7 +73,8 @@ def init(
         _atexit_registered = True
 
 
-def _start_proxies(cfg: FedConfig, owns_ray: bool) -> context.Runtime:
+def _start_proxies(cfg: FedConfig, owns_ray: bool,
+                   on_failure: Callable[[BaseException], None] | None) -> context.Runtime:
     comm = cfg.comm
     receiver = ray.remote(Receiver).options(
         **actor_options(comm.recv_resource_label, comm.max_concurrency)).remote(cfg)
@@ -83,7 +88,7 @@ def _start_proxies(cfg: FedConfig, owns_ray: bool) -> context.Runtime:
         ray.kill(receiver)
         ray.kill(sender)
         raise _unwrap(exc) from None
-    return context.Runtime(cfg, sender, receiver, owns_ray)
+    return context.Runtime(cfg, sender, receiver, owns_ray, on_failure)
 
 
 def _unwrap(exc: ray.exceptions.RayTaskError) -> BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import logging
 import threading
 from typing import Any, Callable
@@ -10,6 +11,7 @@ import ray
 
 from fed._config import FedConfig
 from fed._runtime.objects import FedObject
+from fed._runtime.send_watch import SendWatcher
 
 logger = logging.getLogger("fed")
 
@@ -19,7 +21,8 @@ _PRUNE_EVERY = 1000
 class Runtime:
     """State of this party for one job: started by ``fed.init``, ended by ``fed.shutdown``."""
 
-    def __init__(self, config: FedConfig, sender: Any, receiver: Any, owns_ray: bool) -> None:
+    def __init__(self, config: FedConfig, sender: Any, receiver: Any, owns_ray: bool,
+                 sending_failure_handler: Callable[[BaseException], None] | None = None) -> None:
         self.config = config
         self.party = config.party
         self.sender = sender
@@ -27,7 +30,8 @@ class Runtime:
         self.owns_ray = owns_ray
         self._lock = threading.Lock()
         self._next_call_id = 0
-        self._pending_sends: list[Any] = []
+        self._failure_handler = sending_failure_handler
+        self._sends = SendWatcher(self._send_failed)
         self._pending_receives: list[Any] = []
 
     def next_call_id(self) -> int:
@@ -47,8 +51,15 @@ class Runtime:
             if dst in obj._sent_to:
                 return
             obj._sent_to.add(dst)
-        ref = self.sender.send.remote(dst, obj.object_id, obj.fingerprint, [obj._ref])
-        self._track(self._pending_sends, ref)
+        self._sends.add(self.sender.send.remote(dst, obj.object_id, obj.fingerprint, [obj._ref]))
+
+    def _send_failed(self, exc: BaseException) -> None:
+        logger.error("fed: %s", exc)
+        if self._failure_handler is not None:
+            self._failure_handler(exc)
+        if self.config.comm.exit_on_sending_failure:
+            logger.error("fed: stopping this party because exit_on_sending_failure is set")
+            _thread.interrupt_main()
 
     def receive(self, obj: FedObject) -> Any:
         """The Ray ObjectRef of a value another party pushes here (asked for once per object)."""
@@ -60,14 +71,12 @@ class Runtime:
             else:
                 new = False
         if new:
-            self._track(self._pending_receives, ref)
+            with self._lock:
+                self._pending_receives.append(ref)
+                if len(self._pending_receives) % _PRUNE_EVERY == 0:
+                    _, self._pending_receives[:] = ray.wait(
+                        self._pending_receives, num_returns=len(self._pending_receives), timeout=0)
         return ref
-
-    def _track(self, pending: list[Any], ref: Any) -> None:
-        with self._lock:
-            pending.append(ref)
-            if len(pending) % _PRUNE_EVERY == 0:
-                _, pending[:] = ray.wait(pending, num_returns=len(pending), timeout=0)
 
     def resolve(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         """Arguments of a call at this party: FedObjects become Ray ObjectRefs."""
@@ -84,24 +93,19 @@ class Runtime:
         _map_fed_objects((args, kwargs), push)
 
     def drain(self, timeout: float) -> list[str]:
-        """Wait up to ``timeout`` s for pending pushes and receives; describe what failed or is left."""
-        with self._lock:
-            sends, receives = list(self._pending_sends), list(self._pending_receives)
-            self._pending_sends.clear()
-            self._pending_receives.clear()
+        """Wait up to ``timeout`` s for pushes in flight and expected receives; describe what is left."""
         problems = []
-        for name, refs in (("push", sends), ("receive", receives)):
-            if not refs:
-                continue
-            done, left = ray.wait(refs, num_returns=len(refs), timeout=timeout)
-            if left:
-                problems.append(f"{len(left)} {name}(es) still pending after {timeout:.0f} s")
-            if name == "push":
-                for ref in done:
-                    try:
-                        ray.get(ref)
-                    except Exception as exc:  # noqa: BLE001 - reported, shutdown goes on
-                        problems.append(f"a push failed: {exc}")
+        left, failures = self._sends.drain(timeout)
+        if left:
+            problems.append(f"{left} push(es) still in flight after {timeout:.0f} s")
+        if failures:
+            problems.append(f"{len(failures)} push(es) failed, the first: {failures[0]}")
+        with self._lock:
+            receives, self._pending_receives = self._pending_receives, []
+        if receives and not failures:  # after a failed push, peers are not worth waiting for
+            _, waiting = ray.wait(receives, num_returns=len(receives), timeout=timeout)
+            if waiting:
+                problems.append(f"{len(waiting)} value(s) this party waits for never arrived")
         return problems
 
 

@@ -45,3 +45,12 @@ def test_a_taken_port_is_a_clear_error():
 
     assert_ok(parties)
     assert "PORT TAKEN" in parties["alice"].output
+
+
+def test_exit_on_sending_failure_calls_the_handler_and_stops_the_party():
+    parties = run_script("send_failure.py", addresses("alice", "bob"), parties=["alice"], timeout=120)
+
+    out = parties["alice"].output
+    assert parties["alice"].returncode != 0, out
+    assert "HANDLER CALLED FedSendError: could not push 1:0" in out and "'bob'" in out
+    assert "STOPPED after" in out and "NOT STOPPED" not in out

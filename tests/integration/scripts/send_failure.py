@@ -1,0 +1,29 @@
+"""A push that cannot be delivered: the handler is called and, with exit_on_sending_failure, the party stops."""
+
+from __future__ import annotations
+
+import time
+
+from common import add, args, cluster, make
+
+import fed
+
+
+def main() -> None:
+    party, addrs, _ = args()
+    comm = {"timeout_in_ms": 2000, "exit_on_sending_failure": True}
+    fed.init(address="local", cluster=cluster(addrs), party=party,
+             config={"cross_silo_comm": comm, "barrier_on_initializing": False},
+             sending_failure_handler=lambda exc: print(f"HANDLER CALLED {type(exc).__name__}: {exc}", flush=True))
+    started = time.monotonic()
+    waiting = add.party("bob").remote(make.party("alice").remote(1), 1)  # bob never starts
+    try:
+        fed.get(waiting)
+    except KeyboardInterrupt:
+        print(f"STOPPED after {time.monotonic() - started:.1f} s", flush=True)
+        raise
+    print("NOT STOPPED")
+
+
+if __name__ == "__main__":
+    main()
