@@ -1,0 +1,173 @@
+"""The receiver and sender over real gRPC on loopback, without Ray: what is taken and what is refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import numpy as np
+import pytest
+from harness import free_ports
+
+from fed._config import build_config
+from fed._exceptions import FedDivergenceError, FedError, FedRemoteError, FedSendError
+from fed._transport import wire
+from fed._transport.receiver import Receiver
+from fed._transport.sender import Sender
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+
+def configs(**comm):
+    ports = free_ports(2)
+    addrs = {"alice": f"127.0.0.1:{ports[0]}", "bob": f"127.0.0.1:{ports[1]}"}
+    config = {"cross_silo_comm": {"timeout_in_ms": 3000, **comm}}
+    return (build_config(party="alice", addresses=addrs, config=config, job_name="j"),
+            build_config(party="bob", addresses=addrs, config=config, job_name="j"))
+
+
+def ready(value):
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(value)
+    return [fut]
+
+
+def failed(exc):
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_exception(exc)
+    return [fut]
+
+
+async def raw_push(address, frames):
+    """Push hand-made frames; returns the response or the gRPC status code."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        async def gen():
+            for frame in frames:
+                yield frame
+        try:
+            return await channel.stream_unary(wire.PUSH_METHOD)(gen(), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+
+
+def header(**fields):
+    base = dict(job="j", src="alice", dst="bob", object_id="1:0", fingerprint="f@alice#1",
+                codec="pickle5", segments=(3,))
+    return wire.encode_header(wire.Header(**{**base, **fields}))
+
+
+def with_bob(test, **comm):
+    """Run ``test(alice_sender, bob_receiver, bob_address)`` against a live receiver at bob."""
+    alice, bob = configs(**comm)
+
+    async def main():
+        receiver, sender = Receiver(bob), Sender(alice)
+        await receiver.start()
+        try:
+            await test(sender, receiver, bob.listen_address)
+        finally:
+            await sender.stop()
+            await receiver.stop(0)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 1023, 1024, 1025, 5000])
+def test_values_around_chunk_boundaries_arrive_intact(size):
+    async def test(sender, receiver, _):
+        value = {"a": np.arange(size, dtype=np.uint8), "b": b"x" * size}
+        sent = await sender.send("bob", "1:0", "f@alice#1", ready(value))
+        got = await receiver.get("alice", "1:0", "f@alice#1")
+        assert sent > 0
+        np.testing.assert_array_equal(got["a"], value["a"])
+        assert got["b"] == value["b"]
+
+    with_bob(test, chunk_size_in_bytes=1024)
+
+
+def test_a_second_push_of_a_key_is_a_duplicate_and_not_stored():
+    async def test(sender, receiver, address):
+        await sender.send("bob", "1:0", "f@alice#1", ready(1))
+        assert await raw_push(address, [header(), b"abc"]) == b"duplicate"
+        assert await receiver.get("alice", "1:0", "f@alice#1") == 1
+        assert await raw_push(address, [header(), b"abc"]) == b"duplicate"
+        assert receiver.counts() == {"values": 1, "duplicates": 2}
+
+    with_bob(test)
+
+
+@pytest.mark.parametrize("frames, code", [
+    ([], grpc.StatusCode.INVALID_ARGUMENT),
+    ([b"garbage"], grpc.StatusCode.INVALID_ARGUMENT),
+    ([header(job="other")], grpc.StatusCode.NOT_FOUND),
+    ([header(src="mallory")], grpc.StatusCode.PERMISSION_DENIED),
+    ([header(src="bob")], grpc.StatusCode.PERMISSION_DENIED),
+    ([header(dst="carol")], grpc.StatusCode.INVALID_ARGUMENT),
+    ([header(segments=(1 << 40,))], grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ([header(), b"ab"], grpc.StatusCode.INVALID_ARGUMENT),
+    ([header(), b"abcd"], grpc.StatusCode.INVALID_ARGUMENT),
+    ([header(), b"abc"], grpc.StatusCode.INVALID_ARGUMENT),  # not a pickle
+])
+def test_bad_pushes_are_refused_and_the_receiver_keeps_serving(frames, code):
+    async def test(sender, receiver, address):
+        assert await raw_push(address, frames) == code
+        await sender.send("bob", "2:0", "g@alice#2", ready("still fine"))
+        assert await receiver.get("alice", "2:0", "g@alice#2") == "still fine"
+
+    with_bob(test, messages_max_size_in_bytes=1 << 20)
+
+
+def test_a_value_over_the_limit_is_refused_by_the_sender_and_the_peer_is_told():
+    async def test(sender, receiver, _):
+        with pytest.raises(FedSendError, match="messages_max_size_in_bytes"):
+            await sender.send("bob", "1:0", "f@alice#1", ready(b"x" * 5000))
+        with pytest.raises(FedRemoteError, match="FedSendError"):
+            await receiver.get("alice", "1:0", "f@alice#1")
+
+    with_bob(test, messages_max_size_in_bytes=4096, expose_error_trace=True)
+
+
+def test_a_failed_task_is_pushed_as_an_error():
+    async def test(sender, receiver, _):
+        await sender.send("bob", "1:0", "f@alice#1", failed(KeyError("nope")))
+        with pytest.raises(FedRemoteError) as info:
+            await receiver.get("alice", "1:0", "f@alice#1")
+        assert (info.value.src_party, info.value.error_type, info.value.cause) == ("alice", "KeyError", None)
+
+    with_bob(test)
+
+
+def test_a_refused_class_fails_both_sides():
+    async def test(sender, receiver, _):
+        with pytest.raises(FedSendError, match="not on the allow-list"):
+            await sender.send("bob", "1:0", "f@alice#1", ready(Point(1)))
+        with pytest.raises(FedError, match="Point"):
+            await receiver.get("alice", "1:0", "f@alice#1")
+
+    with_bob(test)
+
+
+def test_a_different_call_at_the_same_step_is_divergence():
+    async def test(sender, receiver, _):
+        await sender.send("bob", "1:0", "f@alice#1", ready(1))
+        with pytest.raises(FedDivergenceError, match="diverged"):
+            await receiver.get("alice", "1:0", "other@alice#1")
+
+    with_bob(test)
+
+
+def test_a_peer_that_is_not_there_fails_after_the_timeout():
+    alice, _ = configs(timeout_in_ms=500)
+
+    async def main():
+        sender = Sender(alice)
+        with pytest.raises(FedSendError, match="'bob'"):
+            await sender.send("bob", "1:0", "f@alice#1", ready(1))
+        with pytest.raises(FedSendError, match="did not answer"):
+            await sender.ping("bob")
+        await sender.stop()
+
+    asyncio.run(main())
