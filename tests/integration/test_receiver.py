@@ -171,3 +171,26 @@ def test_a_peer_that_is_not_there_fails_after_the_timeout():
         await sender.stop()
 
     asyncio.run(main())
+
+
+def test_values_are_keyed_by_their_source_party():
+    ports = free_ports(3)
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob", "carol"), ports)}
+    alice, bob, carol = (build_config(party=p, addresses=addrs, job_name="j") for p in addrs)
+
+    async def main():
+        receiver = Receiver(bob)
+        await receiver.start()
+        from_alice, from_carol = Sender(alice), Sender(carol)
+        try:
+            await from_alice.send("bob", "7:0", "f@alice#7", ready("a"))
+            await from_carol.send("bob", "7:0", "f@carol#7", ready("c"))
+            assert await receiver.get("carol", "7:0", "f@carol#7") == "c"
+            assert await receiver.get("alice", "7:0", "f@alice#7") == "a"
+            assert receiver.counts() == {"values": 2, "duplicates": 0}
+        finally:
+            for s in (from_alice, from_carol):
+                await s.stop()
+            await receiver.stop(0)
+
+    asyncio.run(main())
