@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 _PARTY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _JOB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -9,9 +9,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO, Iterator
+from typing import IO
 
 GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 def peer_names(auth_context: Mapping[str, Sequence[bytes]]) -> set[str]:

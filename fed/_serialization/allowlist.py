@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 # Constructors that build data and run no code chosen by the sender.
 DEFAULT_ALLOWED: dict[str, frozenset[str]] = {

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import random
 import time
-import dataclasses
 from typing import Any
 
 import grpc

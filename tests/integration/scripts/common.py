@@ -20,6 +20,7 @@ def cluster(addresses: dict[str, str]) -> dict[str, dict[str, str]]:
 def receiver_counts() -> dict[str, int]:
     """How many pushes this party's receiver took, and how many were duplicates."""
     import ray
+
     from fed._runtime import context
 
     return ray.get(context.current().receiver.counts.remote())
