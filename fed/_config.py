@@ -31,6 +31,7 @@ class CommConfig:
     recv_resource_label: Mapping[str, float] | None = None
     use_global_proxy: bool = True
     chunk_size_in_bytes: int = 1 * MiB
+    inflight_window_in_bytes: int = 16 * MiB
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,10 @@ _COMM_TYPES: dict[str, tuple[type, ...]] = {
     "recv_resource_label": (dict, type(None)),
     "use_global_proxy": (bool,),
     "chunk_size_in_bytes": (int,),
+    "inflight_window_in_bytes": (int,),
 }
-_POSITIVE = ("timeout_in_ms", "messages_max_size_in_bytes", "max_concurrency", "chunk_size_in_bytes")
+_POSITIVE = ("timeout_in_ms", "messages_max_size_in_bytes", "max_concurrency", "chunk_size_in_bytes",
+             "inflight_window_in_bytes")
 _CONFIG_KEYS = ("cross_silo_comm", "barrier_on_initializing")
 _CLUSTER_ENTRY_KEYS = ("address", "listen_addr")
 

@@ -56,7 +56,7 @@ class Receiver:
         cfg = self._config
         server = grpc.aio.server(options=grpc_setup.common_options(cfg.comm.chunk_size_in_bytes))
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("fed.Receiver", {
-            "Push": grpc.stream_unary_rpc_method_handler(self._push),
+            "Push": grpc.stream_stream_rpc_method_handler(self._push),
             "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
         })])
         address = cfg.listen_address
@@ -115,9 +115,9 @@ class Receiver:
     async def _ping(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps({"party": self._config.party, "job": self._config.job_name}).encode()
 
-    async def _push(self, requests, context: grpc.aio.ServicerContext) -> bytes:
+    async def _push(self, requests, context: grpc.aio.ServicerContext) -> None:
         try:
-            return await self._take(requests, context)
+            await context.write(await self._take(requests, context))
         except _Refused as refused:
             logger.warning("refused a push from %s: %s", context.peer(), refused)
             await context.abort(refused.code, str(refused))
@@ -136,7 +136,7 @@ class Receiver:
             logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
             self._counts["duplicates"] += 1
             return b"duplicate"
-        payload = await _assemble(requests, header.total_size)
+        payload = await _assemble(requests, header.total_size, context)
         try:
             arrived = self._decode(header, payload)
         except _Refused as refused:
@@ -194,8 +194,8 @@ async def _next_frame(requests) -> bytes | None:
         return None
 
 
-async def _assemble(requests, total: int) -> memoryview:
-    """Copy the payload chunks into one buffer of the declared size."""
+async def _assemble(requests, total: int, context: grpc.aio.ServicerContext) -> memoryview:
+    """Copy the payload chunks into one buffer of the declared size, acknowledging each one."""
     buf = bytearray(total)
     view = memoryview(buf)
     offset = 0
@@ -206,6 +206,7 @@ async def _assemble(requests, total: int) -> memoryview:
                            f"payload longer than the declared {total} bytes")
         view[offset:end] = chunk
         offset = end
+        await context.write(wire.encode_ack(offset))
     if offset != total:
         raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
                        f"truncated payload: {offset} of {total} declared bytes")

@@ -21,8 +21,6 @@ logger = logging.getLogger("fed.sender")
 
 # Failures that mean "the peer is not reachable right now": worth another try.
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-# A deadline for one attempt: the configured timeout plus one second per 10 MB of payload.
-_BYTES_PER_SECOND_FLOOR = 10 * 1024 * 1024
 
 
 class Sender:
@@ -93,25 +91,39 @@ class Sender:
         return header.total_size
 
     async def _push(self, dst: str, header: wire.Header, segments: list[memoryview]) -> None:
+        """Stream one value; retry transient failures until ``timeout_in_ms`` passes without progress.
+
+        The receiver acknowledges every chunk; at most ``inflight_window_in_bytes`` are unacknowledged,
+        which bounds the memory a push holds. There is no deadline on the whole transfer: a large
+        value on a slow but live link goes on as long as acknowledgements keep coming.
+        """
         cfg = self._config
-        head = wire.encode_header(header)
-        call = self._channel(dst).stream_unary(wire.PUSH_METHOD)
-        timeout = cfg.comm.timeout_in_ms / 1000 + header.total_size / _BYTES_PER_SECOND_FLOOR
-        budget_end = time.monotonic() + cfg.comm.timeout_in_ms / 1000
+        call = self._channel(dst).stream_stream(wire.PUSH_METHOD)
+        patience = cfg.comm.timeout_in_ms / 1000
+        last_progress = time.monotonic()
         delay = 0.1
         while True:
-            frames = _frames(head, segments, cfg.comm.chunk_size_in_bytes)
+            window = _Window(cfg.comm.inflight_window_in_bytes)
+            frames = _frames(wire.encode_header(header), segments, cfg.comm.chunk_size_in_bytes, window)
+            rpc = call(frames, wait_for_ready=True, metadata=self._metadata)
             try:
-                await call(frames, timeout=timeout, wait_for_ready=True, metadata=self._metadata)
+                await _follow(rpc, window, patience)
                 return
             except grpc.aio.AioRpcError as exc:
-                retry = exc.code() in _TRANSIENT and time.monotonic() + delay < budget_end
-                if not retry:
+                error = _describe(exc)
+                if exc.code() not in _TRANSIENT:
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to "
-                                       f"party {dst!r} at {cfg.addresses[dst]}: {_describe(exc)}") from None
-                logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, exc.code())
-                await asyncio.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 5.0)
+                                       f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
+            except asyncio.TimeoutError:
+                rpc.cancel()
+                error = f"no progress for {patience:g} s"
+            last_progress = max(last_progress, window.last_progress)
+            if time.monotonic() - last_progress + delay > patience:
+                raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to party "
+                                   f"{dst!r} at {cfg.addresses[dst]}: {error} (timeout_in_ms={cfg.comm.timeout_in_ms})")
+            logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
+            await asyncio.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 5.0)
 
     def _error_frame(self, exc: BaseException) -> bytes:
         cause = getattr(exc, "cause", None)
@@ -131,10 +143,46 @@ class Sender:
         self._channels.clear()
 
 
-async def _frames(head: bytes, segments: list[memoryview], chunk_size: int):
+class _Window:
+    """Bytes sent but not yet acknowledged by the receiver, capped at ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sent = 0
+        self.acked = 0
+        self.last_progress = time.monotonic()
+        self._moved = asyncio.Event()
+
+    async def reserve(self, n: int) -> None:
+        """Wait until ``n`` more bytes fit (a chunk larger than the window goes alone)."""
+        while self.sent - self.acked > 0 and self.sent - self.acked + n > self.size:
+            self._moved.clear()
+            await self._moved.wait()
+        self.sent += n
+
+    def ack(self, received: int) -> None:
+        self.acked = received
+        self.last_progress = time.monotonic()
+        self._moved.set()
+
+
+async def _frames(head: bytes, segments: list[memoryview], chunk_size: int, window: _Window):
     yield head
     for chunk in wire.iter_payload(segments, chunk_size):
+        await window.reserve(len(chunk))
         yield chunk
+
+
+async def _follow(rpc: grpc.aio.StreamStreamCall, window: _Window, patience: float) -> bytes:
+    """Read acks until the final answer; ``asyncio.TimeoutError`` after ``patience`` s without a message."""
+    while True:
+        message = await asyncio.wait_for(rpc.read(), patience)
+        if message is grpc.aio.EOF:
+            raise FedSendError("the receiver closed the push without an answer")
+        acked = wire.decode_ack(message)
+        if acked is None:
+            return message
+        window.ack(acked)
 
 
 def _describe(exc: Exception | None) -> str:

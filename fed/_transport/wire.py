@@ -14,6 +14,8 @@ MAX_HEADER_BYTES = 1 << 20
 PUSH_METHOD = "/fed.Receiver/Push"
 PING_METHOD = "/fed.Receiver/Ping"
 CODECS = ("pickle5", "error")
+ACK = b"A"
+FINAL_ANSWERS = (b"ok", b"duplicate")
 
 
 class WireError(ValueError):
@@ -126,6 +128,18 @@ def split_payload(payload: memoryview, sizes: tuple[int, ...]) -> list[memoryvie
     """Views of each segment inside an assembled payload (no copy)."""
     offsets = layout(sizes)
     return [payload[start:start + size] for start, size in zip(offsets, sizes)]
+
+
+def encode_ack(received: int) -> bytes:
+    """The receiver's acknowledgement: payload bytes received so far."""
+    return ACK + received.to_bytes(8, "little")
+
+
+def decode_ack(message: bytes) -> int | None:
+    """Bytes acknowledged, or None when ``message`` is the final answer rather than an ack."""
+    if len(message) == 9 and message[:1] == ACK:
+        return int.from_bytes(message[1:], "little")
+    return None
 
 
 def encode_ping(job: str, src: str) -> bytes:

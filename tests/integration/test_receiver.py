@@ -42,15 +42,17 @@ def failed(exc):
 
 
 async def raw_push(address, frames):
-    """Push hand-made frames; returns the response or the gRPC status code."""
+    """Push hand-made frames; returns the final answer (after the acks) or the gRPC status code."""
     async with grpc.aio.insecure_channel(address) as channel:
         async def gen():
             for frame in frames:
                 yield frame
         try:
-            return await channel.stream_unary(wire.PUSH_METHOD)(gen(), timeout=5)
+            answers = [m async for m in channel.stream_stream(wire.PUSH_METHOD)(gen(), timeout=5)]
         except grpc.aio.AioRpcError as exc:
             return exc.code()
+        assert all(wire.decode_ack(m) is not None for m in answers[:-1])
+        return answers[-1]
 
 
 def header(**fields):
@@ -194,3 +196,43 @@ def test_values_are_keyed_by_their_source_party():
             await receiver.stop(0)
 
     asyncio.run(main())
+
+
+def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
+    from fed._transport import receiver as receiver_module
+
+    assemble = receiver_module._assemble
+
+    async def slowly(requests):
+        async for chunk in requests:
+            await asyncio.sleep(0.05)  # a slow link: about 1.3 MB/s with 64 KiB chunks
+            yield chunk
+
+    monkeypatch.setattr(receiver_module, "_assemble",
+                        lambda requests, total, context: assemble(slowly(requests), total, context))
+
+    async def test(sender, receiver, _):
+        value = np.arange(3 * 2**20, dtype=np.uint8)
+        started = asyncio.get_running_loop().time()
+        await sender.send("bob", "1:0", "f@alice#1", ready(value))
+        assert asyncio.get_running_loop().time() - started > 1.5  # longer than timeout_in_ms
+        np.testing.assert_array_equal(await receiver.get("alice", "1:0", "f@alice#1"), value)
+
+    with_bob(test, timeout_in_ms=1000, chunk_size_in_bytes=64 * 1024)
+
+
+def test_a_stalled_transfer_fails_after_timeout_in_ms(monkeypatch):
+    from fed._transport import receiver as receiver_module
+
+    async def stuck(requests, total, context):
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(receiver_module, "_assemble", stuck)
+
+    async def test(sender, receiver, _):
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(FedSendError, match="no progress"):
+            await sender.send("bob", "1:0", "f@alice#1", ready(np.zeros(2**24, dtype=np.uint8)))
+        assert asyncio.get_running_loop().time() - started < 10
+
+    with_bob(test, timeout_in_ms=1000, chunk_size_in_bytes=64 * 1024)
