@@ -18,6 +18,7 @@ session (its Ray daemons and workers too) is killed when it is done, whatever ha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -111,39 +112,32 @@ def spawn(args: list[str], log: IO[str]) -> subprocess.Popen:
 
 
 def session_pids(sid: int) -> list[int]:
-    """Live processes of session ``sid``. Ray gives each worker its own process group, so killing
-    the child's group would miss them; they do stay in its session."""
+    """Live processes of session ``sid`` (none found where there is no /proc)."""
     pids = []
-    for entry in Path("/proc").iterdir():
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
             state, _ppid, _pgrp, session = (entry / "stat").read_text().rpartition(")")[2].split()[:4]
         except (OSError, ValueError):
             continue
-        if entry.name.isdigit() and int(session) == sid and state != "Z":
+        if int(session) == sid and state != "Z":
             pids.append(int(entry.name))
     return pids
 
 
 def kill_session(proc: subprocess.Popen) -> None:
-    """SIGKILL everything in the child's session (its process group where there is no /proc)."""
-    if not Path("/proc/self/stat").exists():
-        _kill(-proc.pid)
-    else:
-        for _ in range(20):  # again until empty: Ray may start a worker while we kill
-            pids = session_pids(proc.pid)
-            if not pids:
-                break
-            for pid in pids:
-                _kill(pid)
-            time.sleep(0.1)
+    """SIGKILL the child's process group, then whatever is left in its session: Ray gives each
+    worker a process group of its own, so the group alone would miss them."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for _ in range(20):  # until empty: a worker may have been starting meanwhile
+        pids = session_pids(proc.pid)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
     proc.wait()
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_children(named_args: dict[str, list[str]]) -> dict[str, float]:
@@ -154,14 +148,17 @@ def run_children(named_args: dict[str, list[str]]) -> dict[str, float]:
             log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would stall a party
             procs[name] = (spawn(args, log), log)
         deadline = time.monotonic() + TIMEOUT_S
+        codes = [proc.poll() for proc, _ in procs.values()]
+        while None in codes and not any(codes) and time.monotonic() < deadline:  # stop at the first failure
+            time.sleep(0.2)
+            codes = [proc.poll() for proc, _ in procs.values()]
         results = {}
         for name, (proc, log) in procs.items():
-            proc.wait(max(0.1, deadline - time.monotonic()))
             log.seek(0)
             output = log.read()
             lines = [line for line in output.splitlines() if line.startswith(RESULT)]
-            if proc.returncode != 0 or not lines:
-                raise RuntimeError(f"{name} failed (exit {proc.returncode}):\n{output[-4000:]}")
+            if proc.poll() != 0 or not lines:
+                raise RuntimeError(f"{name} failed (exit {proc.poll()}):\n{output[-4000:]}")
             results[name] = json.loads(lines[-1][len(RESULT):])["ms"]
         return results
     finally:

@@ -30,8 +30,8 @@ class CommConfig:
     send_resource_label: Mapping[str, float] | None = None
     recv_resource_label: Mapping[str, float] | None = None
     use_global_proxy: bool = True
-    chunk_size_in_bytes: int = 1 * MiB
-    inflight_window_in_bytes: int = 16 * MiB
+    chunk_size_in_bytes: int = 4 * MiB
+    inflight_window_in_bytes: int = 32 * MiB
 
 
 @dataclass(frozen=True)
