@@ -14,8 +14,10 @@ from fed._exceptions import FedError, FedRemoteError
 from fed._runtime import context
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle
+from fed._runtime.send_watch import unwrap
 from fed._transport.receiver import Receiver
-from fed._transport.sender import Sender, actor_options
+from fed._transport.sender import actor_options
+from fed._transport.sender_host import start_sender
 
 logger = logging.getLogger("fed")
 _SHUTDOWN_WAIT_S = 60.0
@@ -79,22 +81,24 @@ def _start_proxies(cfg: FedConfig, owns_ray: bool,
     comm = cfg.comm
     receiver = ray.remote(Receiver).options(
         **actor_options(comm.recv_resource_label, comm.max_concurrency)).remote(cfg)
-    sender = ray.remote(Sender).options(
-        **actor_options(comm.send_resource_label, comm.max_concurrency)).remote(cfg)
+    sender = None
     try:
         ray.get(receiver.start.remote())
+        sender = start_sender(cfg)
         if cfg.barrier_on_initializing:
-            ray.get([sender.ping.remote(p) for p in cfg.peers])
-    except ray.exceptions.RayTaskError as exc:
+            for answer in [sender.ping(p) for p in cfg.peers]:
+                answer.result()
+    except Exception as exc:
+        if sender is not None:
+            sender.stop(timeout=5)
         ray.kill(receiver)
-        ray.kill(sender)
-        raise _unwrap(exc) from None
+        raise _public(exc) from None
     return context.Runtime(cfg, sender, receiver, owns_ray, on_failure)
 
 
-def _unwrap(exc: ray.exceptions.RayTaskError) -> BaseException:
-    """The user-facing error inside a failed proxy or receive call."""
-    cause = getattr(exc, "cause", None)
+def _public(exc: BaseException) -> BaseException:
+    """The user-facing error inside Ray's wrapper: fed's own errors and OS errors, else ``exc``."""
+    cause = unwrap(exc)
     if isinstance(cause, FedRemoteError):
         return FedRemoteError(cause.src_party, cause.error_type, cause.cause)
     if isinstance(cause, (FedError, OSError)):
@@ -135,9 +139,8 @@ def get(objects: Any) -> Any:
     try:
         values = ray.get(refs)
     except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, FedError):
-            raise _unwrap(exc) from exc
+        if isinstance(unwrap(exc), FedError):
+            raise _public(exc) from exc
         raise
     return values[0] if single else values
 
@@ -160,14 +163,14 @@ def shutdown() -> None:
     try:
         for problem in runtime.drain(_SHUTDOWN_WAIT_S):
             logger.error("fed.shutdown: %s", problem)
-        ray.get([runtime.receiver.stop.remote(), runtime.sender.stop.remote()], timeout=10)
+        runtime.sender.stop(timeout=10)
+        ray.get(runtime.receiver.stop.remote(), timeout=10)
     except Exception as exc:  # noqa: BLE001 - shutdown must finish
         logger.error("fed.shutdown: stopping the proxies failed: %s", exc)
     finally:
-        for actor in (runtime.receiver, runtime.sender):
-            try:
-                ray.kill(actor)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+        try:
+            ray.kill(runtime.receiver)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
         if runtime.owns_ray:
             ray.shutdown()

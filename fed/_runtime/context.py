@@ -52,7 +52,7 @@ class Runtime:
             if dst in obj._sent_to:
                 return
             obj._sent_to.add(dst)
-        self._sends.add(self.sender.send.remote(dst, obj.object_id, obj.fingerprint, [obj._ref]))
+        self._sends.add(self.sender.send(dst, obj.object_id, obj.fingerprint, obj._ref))
 
     def _send_failed(self, exc: BaseException) -> None:
         logger.error("fed: %s", exc)

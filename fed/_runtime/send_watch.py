@@ -2,61 +2,44 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
-import time
 from collections.abc import Callable
-from typing import Any
 
-import ray
 
-_POLL_S = 0.2
+def unwrap(exc: BaseException) -> BaseException:
+    """The error inside Ray's task-error wrapper, or ``exc`` itself."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
 
 
 class SendWatcher:
-    """A daemon thread that waits on the ObjectRefs of pushes and calls ``on_failure`` for failed ones."""
+    """Counts pushes in flight and calls ``on_failure`` (on the completing thread) for each that fails."""
 
     def __init__(self, on_failure: Callable[[BaseException], None]) -> None:
         self._on_failure = on_failure
-        self._lock = threading.Lock()
-        self._incoming: list[Any] = []
+        self._changed = threading.Condition()
         self._in_flight = 0
         self._failures: list[BaseException] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="fed-send-watch", daemon=True)
-        self._thread.start()
 
-    def add(self, ref: Any) -> None:
+    def add(self, push: concurrent.futures.Future) -> None:
         """Follow one push."""
-        with self._lock:
-            self._incoming.append(ref)
+        with self._changed:
             self._in_flight += 1
+        push.add_done_callback(self._done)
 
-    def _loop(self) -> None:
-        pending: list[Any] = []
-        while not self._stop.is_set():
-            with self._lock:
-                pending += self._incoming
-                self._incoming.clear()
-            if not pending:
-                self._stop.wait(_POLL_S)
-                continue
-            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
-            for ref in ready:
-                try:
-                    ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - a failed push is reported, not raised here
-                    cause = getattr(exc, "cause", None)  # the sender's own error inside Ray's wrapper
-                    error = cause if isinstance(cause, BaseException) else exc
-                    self._failures.append(error)
-                    self._on_failure(error)
-            with self._lock:
-                self._in_flight -= len(ready)
+    def _done(self, push: concurrent.futures.Future) -> None:
+        error = push.exception() if not push.cancelled() else concurrent.futures.CancelledError()
+        with self._changed:
+            self._in_flight -= 1
+            if error is not None:
+                self._failures.append(unwrap(error))
+            self._changed.notify_all()
+        if error is not None:
+            self._on_failure(unwrap(error))
 
     def drain(self, timeout: float) -> tuple[int, list[BaseException]]:
-        """Wait up to ``timeout`` s for pushes in flight; stop; return (still in flight, failures)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._in_flight and self._thread.is_alive():
-            time.sleep(0.05)
-        self._stop.set()
-        self._thread.join(2 * _POLL_S + 1)
-        return self._in_flight, list(self._failures)
+        """Wait up to ``timeout`` s for pushes in flight; return (still in flight, failures so far)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight == 0, timeout)
+            return self._in_flight, list(self._failures)

@@ -58,6 +58,7 @@ class Receiver:
         server = grpc.aio.server(options=grpc_setup.common_options(cfg.comm.chunk_size_in_bytes))
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("fed.Receiver", {
             "Push": grpc.stream_stream_rpc_method_handler(self._push),
+            "PushWhole": grpc.unary_unary_rpc_method_handler(self._push_whole),
             "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
         })])
         address = cfg.listen_address
@@ -118,17 +119,40 @@ class Receiver:
 
     async def _push(self, requests, context: grpc.aio.ServicerContext) -> None:
         try:
-            await context.write(await self._take(requests, context))
+            first = await _next_frame(requests)
+            if first is None:
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty push: no header frame")
+            header = self._admit(first, context)
+            if header is None:
+                answer = b"duplicate"
+            else:
+                answer = self._store(header, await _assemble(requests, header.total_size, context))
+            await context.write(answer)
         except _Refused as refused:
             logger.warning("refused a push from %s: %s", context.peer(), refused)
             await context.abort(refused.code, str(refused))
 
-    async def _take(self, requests, context: grpc.aio.ServicerContext) -> bytes:
-        first = await _next_frame(requests)
-        if first is None:
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty push: no header frame")
+    async def _push_whole(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
-            header = wire.decode_header(first)
+            try:
+                head, payload = wire.decode_whole(request)
+            except wire.WireError as exc:
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+            header = self._admit(head, context)
+            if header is None:
+                return b"duplicate"
+            if len(payload) != header.total_size:
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"payload of {len(payload)} bytes, the header declares {header.total_size}")
+            return self._store(header, payload)
+        except _Refused as refused:
+            logger.warning("refused a push from %s: %s", context.peer(), refused)
+            await context.abort(refused.code, str(refused))
+
+    def _admit(self, frame: bytes, context: grpc.aio.ServicerContext) -> wire.Header | None:
+        """The push's header if this party takes it, None for a duplicate; else ``_Refused``."""
+        try:
+            header = wire.decode_header(frame)
         except wire.WireError as exc:
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         self._check(header, context)
@@ -136,8 +160,12 @@ class Receiver:
         if key in self._consumed or (key in self._slots and self._slots[key].done()):
             logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
             self._counts["duplicates"] += 1
-            return b"duplicate"
-        payload = await _assemble(requests, header.total_size, context)
+            return None
+        return header
+
+    def _store(self, header: wire.Header, payload: memoryview) -> bytes:
+        """Decode the value and hand it to whoever waits for it."""
+        key = (header.src, header.object_id)
         try:
             arrived = self._decode(header, payload)
         except _Refused as refused:

@@ -91,23 +91,23 @@ class Sender:
         return header.total_size
 
     async def _push(self, dst: str, header: wire.Header, segments: list[memoryview]) -> None:
-        """Stream one value; retry transient failures until ``timeout_in_ms`` passes without progress.
+        """Send one value; retry transient failures until ``timeout_in_ms`` passes without progress.
 
-        The receiver acknowledges every chunk; at most ``inflight_window_in_bytes`` are unacknowledged,
-        which bounds the memory a push holds. There is no deadline on the whole transfer: a large
-        value on a slow but live link goes on as long as acknowledgements keep coming.
+        A value that fits in one chunk goes as one unary call. A larger one is streamed: the receiver
+        acknowledges every chunk and at most ``inflight_window_in_bytes`` are unacknowledged, which
+        bounds the memory a push holds. There is no deadline on a whole transfer: a large value on a
+        slow but live link goes on as long as acknowledgements keep coming.
         """
         cfg = self._config
-        call = self._channel(dst).stream_stream(wire.PUSH_METHOD)
         patience = cfg.comm.timeout_in_ms / 1000
-        last_progress = time.monotonic()
+        whole = header.total_size <= cfg.comm.chunk_size_in_bytes
+        attempt = self._send_whole if whole else self._send_streamed
+        window = _Window(cfg.comm.inflight_window_in_bytes)
+        started = time.monotonic()
         delay = 0.1
         while True:
-            window = _Window(cfg.comm.inflight_window_in_bytes)
-            frames = _frames(wire.encode_header(header), segments, cfg.comm.chunk_size_in_bytes, window)
-            rpc = call(frames, wait_for_ready=True, metadata=self._metadata)
             try:
-                await _follow(rpc, window, patience)
+                await attempt(dst, header, segments, patience, window)
                 return
             except grpc.aio.AioRpcError as exc:
                 error = _describe(exc)
@@ -115,15 +115,31 @@ class Sender:
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to "
                                        f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
             except asyncio.TimeoutError:
-                rpc.cancel()
                 error = f"no progress for {patience:g} s"
-            last_progress = max(last_progress, window.last_progress)
-            if time.monotonic() - last_progress + delay > patience:
+            if time.monotonic() - max(started, window.last_progress) + delay > patience:
                 raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to party "
                                    f"{dst!r} at {cfg.addresses[dst]}: {error} (timeout_in_ms={cfg.comm.timeout_in_ms})")
             logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
             await asyncio.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 5.0)
+
+    async def _send_whole(self, dst: str, header: wire.Header, segments: list[memoryview],
+                          patience: float, window: _Window) -> None:
+        request = wire.encode_whole(wire.encode_header(header), segments)
+        call = self._channel(dst).unary_unary(wire.PUSH_WHOLE_METHOD)
+        await call(request, timeout=patience, wait_for_ready=True, metadata=self._metadata)
+
+    async def _send_streamed(self, dst: str, header: wire.Header, segments: list[memoryview],
+                             patience: float, window: _Window) -> None:
+        window.restart()
+        frames = _frames(wire.encode_header(header), segments, self._config.comm.chunk_size_in_bytes, window)
+        rpc = self._channel(dst).stream_stream(wire.PUSH_METHOD)(frames, wait_for_ready=True,
+                                                                metadata=self._metadata)
+        try:
+            await _follow(rpc, window, patience)
+        except asyncio.TimeoutError:
+            rpc.cancel()
+            raise
 
     def _error_frame(self, exc: BaseException) -> bytes:
         cause = getattr(exc, "cause", None)
@@ -150,8 +166,12 @@ class _Window:
         self.size = size
         self.sent = 0
         self.acked = 0
-        self.last_progress = time.monotonic()
+        self.last_progress = 0.0  # monotonic time of the last ack, over every attempt
         self._moved = asyncio.Event()
+
+    def restart(self) -> None:
+        """A new attempt: nothing sent or acknowledged yet."""
+        self.sent = self.acked = 0
 
     async def reserve(self, n: int) -> None:
         """Wait until ``n`` more bytes fit (a chunk larger than the window goes alone)."""

@@ -12,6 +12,7 @@ ALIGN = 64
 MAX_SEGMENTS = 1 << 20
 MAX_HEADER_BYTES = 1 << 20
 PUSH_METHOD = "/fed.Receiver/Push"
+PUSH_WHOLE_METHOD = "/fed.Receiver/PushWhole"
 PING_METHOD = "/fed.Receiver/Ping"
 CODECS = ("pickle5", "error")
 ACK = b"A"
@@ -122,6 +123,20 @@ def iter_payload(segments: list[memoryview], chunk_size: int) -> Iterator[bytes]
         end = _align(end) + len(seg)
     if pending:
         yield bytes(pending)
+
+
+def encode_whole(head: bytes, segments: list[memoryview]) -> bytes:
+    """A value in one message: the header frame's length (4 bytes, little-endian), it, the payload."""
+    return len(head).to_bytes(4, "little") + head + b"".join(iter_payload(segments, 1 << 62))
+
+
+def decode_whole(message: bytes) -> tuple[bytes, memoryview]:
+    """Split a one-message push into its header frame and its payload."""
+    size = int.from_bytes(message[:4], "little")
+    if len(message) < 4 + size:
+        raise WireError("one-message push shorter than its header length")
+    view = memoryview(message)
+    return bytes(view[4:4 + size]), view[4 + size:]
 
 
 def split_payload(payload: memoryview, sizes: tuple[int, ...]) -> list[memoryview]:

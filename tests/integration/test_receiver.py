@@ -236,3 +236,35 @@ def test_a_stalled_transfer_fails_after_timeout_in_ms(monkeypatch):
         assert asyncio.get_running_loop().time() - started < 10
 
     with_bob(test, timeout_in_ms=1000, chunk_size_in_bytes=64 * 1024)
+
+
+async def raw_push_whole(address, message):
+    """A hand-made one-message push; returns the answer or the gRPC status code."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            return await channel.unary_unary(wire.PUSH_WHOLE_METHOD)(message, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+
+
+def whole(head, payload=b"abc"):
+    return len(head).to_bytes(4, "little") + head + payload
+
+
+@pytest.mark.parametrize("message, code", [
+    (b"", grpc.StatusCode.INVALID_ARGUMENT),
+    (b"\xff\xff\xff\x00garbage", grpc.StatusCode.INVALID_ARGUMENT),
+    (whole(b"garbage"), grpc.StatusCode.INVALID_ARGUMENT),
+    (whole(header(job="other")), grpc.StatusCode.NOT_FOUND),
+    (whole(header(src="mallory")), grpc.StatusCode.PERMISSION_DENIED),
+    (whole(header(), b"ab"), grpc.StatusCode.INVALID_ARGUMENT),
+    (whole(header(), b"abc"), grpc.StatusCode.INVALID_ARGUMENT),  # not a pickle
+])
+def test_bad_one_message_pushes_are_refused(message, code):
+    async def test(sender, receiver, address):
+        assert await raw_push_whole(address, message) == code
+        await sender.send("bob", "2:0", "g@alice#2", ready("still fine"))
+        assert await receiver.get("alice", "2:0", "g@alice#2") == "still fine"
+        assert await raw_push_whole(address, whole(header(object_id="2:0", fingerprint="g@alice#2"))) == b"duplicate"
+
+    with_bob(test)

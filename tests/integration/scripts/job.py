@@ -36,11 +36,12 @@ def main() -> None:
     if opts.form == "cluster":
         fed.init(address="local", cluster=cluster(addrs), party=party, tls_config=tls, job_name=opts.job)
     else:
-        ray.init(address="local", include_dashboard=False)
+        ray.init(address="local", include_dashboard=False, resources={"gateway": 2})
         comm = {"timeout_in_ms": 30_000, "messages_max_size_in_bytes": 1 << 20,
                 "serializing_allowed_list": {}, "exit_on_sending_failure": False,
                 "expose_error_trace": True, "http_header": {"x-fed-test": "1"}, "max_concurrency": 100,
-                "send_resource_label": None, "recv_resource_label": None, "use_global_proxy": True}
+                "send_resource_label": {"gateway": 1}, "recv_resource_label": {"gateway": 1},
+                "use_global_proxy": True}
         fed.init(addresses=addrs, party=party, tls_config=tls, job_name=opts.job, logging_level="debug",
                  config={"cross_silo_comm": comm, "barrier_on_initializing": True})
 

@@ -1,0 +1,81 @@
+"""Where the sender runs: on an event loop thread of the driver, or as a Ray actor on a labelled node.
+
+Both hosts run the same ``Sender`` and answer with ``concurrent.futures.Future``s, so the runtime
+does not care which one it has. The driver thread saves two Ray hops per push (the actor call and
+the actor fetching the value from the driver); the actor is used when ``send_resource_label``
+places the sender on another node, such as the gateway that can reach the peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any
+
+import ray
+
+from fed._config import FedConfig
+from fed._transport.sender import Sender, actor_options
+
+
+class ThreadSender:
+    """A ``Sender`` on an asyncio loop in a daemon thread of this process."""
+
+    def __init__(self, config: FedConfig) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fed-sender", daemon=True)
+        self._thread.start()
+        self._sender: Sender = self._run(_make_sender(config)).result()
+
+    def _run(self, coro) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def send(self, dst: str, object_id: str, fingerprint: str, ref: Any) -> concurrent.futures.Future:
+        """Push the value of ``ref`` once it is ready; the future holds the bytes sent or the error."""
+        return self._run(self._sender.send(dst, object_id, fingerprint, [ref]))
+
+    def ping(self, dst: str) -> concurrent.futures.Future:
+        """Wait until ``dst`` answers."""
+        return self._run(self._sender.ping(dst))
+
+    def stop(self, timeout: float) -> None:
+        """Close the channels and end the thread."""
+        try:
+            self._run(self._sender.stop()).result(timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+
+
+async def _make_sender(config: FedConfig) -> Sender:
+    return Sender(config)  # made on the loop's thread: gRPC aio objects belong to their loop
+
+
+class ActorSender:
+    """A ``Sender`` as a Ray actor, placed by ``send_resource_label``."""
+
+    def __init__(self, config: FedConfig) -> None:
+        comm = config.comm
+        self._actor = ray.remote(Sender).options(
+            **actor_options(comm.send_resource_label, comm.max_concurrency)).remote(config)
+
+    def send(self, dst: str, object_id: str, fingerprint: str, ref: Any) -> concurrent.futures.Future:
+        """Push the value of ``ref`` from the actor; the future holds the bytes sent or the error."""
+        return self._actor.send.remote(dst, object_id, fingerprint, [ref]).future()
+
+    def ping(self, dst: str) -> concurrent.futures.Future:
+        """Wait until ``dst`` answers."""
+        return self._actor.ping.remote(dst).future()
+
+    def stop(self, timeout: float) -> None:
+        """Close the channels and kill the actor."""
+        try:
+            ray.get(self._actor.stop.remote(), timeout=timeout)
+        finally:
+            ray.kill(self._actor)
+
+
+def start_sender(config: FedConfig) -> ThreadSender | ActorSender:
+    """The actor when a resource label places the sender, else the driver thread."""
+    return ActorSender(config) if config.comm.send_resource_label else ThreadSender(config)
