@@ -58,7 +58,8 @@ def total(values):
 def main() -> None:
     party, addrs, rest = args()
     fed.init(address="local", cluster=cluster(addrs), party=party)
-    sizes = [int(s) for s in rest] if rest else [0, 1, 2**20 - 1, 2**20, 2**20 + 1, int(2.3 * GiB)]
+    chunk = 4 * 2**20  # the default chunk_size_in_bytes
+    sizes = [int(s) for s in rest] if rest else [0, 1, chunk - 1, chunk, chunk + 1, int(2.3 * GiB)]
     for n in sizes:
         ok = fed.get(check_array.party("bob").remote(make_array.party("alice").remote(n), n))
         print(f"{party} ARRAY {n} {ok}", flush=True)
