@@ -132,6 +132,7 @@ def party_main(party: str, addresses: dict[str, str], sizes: list[int], chunk: i
         x = make.party("alice").remote(n)
         if party == "alice":
             ray.wait([x._ref], fetch_local=False)
+            time.sleep(0.5)  # let the worker that made it free its copy before the baseline sample
         t0 = time.time()
         got = fed.get(consume.party("bob").remote(x))
         t1 = time.time()
