@@ -16,8 +16,7 @@ from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle
 from fed._runtime.send_watch import unwrap
 from fed._transport.receiver import Receiver
-from fed._transport.sender import actor_options
-from fed._transport.sender_host import start_sender
+from fed._transport.sender_host import actor_options, start_sender
 
 logger = logging.getLogger("fed")
 _SHUTDOWN_WAIT_S = 60.0

@@ -1,4 +1,4 @@
-"""The sender: a Ray actor that pushes this party's values to peers, one stream per value."""
+"""The sender: pushes this party's values to peers over gRPC (hosted as ``sender_host`` decides)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import logging
 import random
 import time
-from typing import Any
 
 import grpc
 
@@ -209,12 +208,4 @@ def _describe(exc: Exception | None) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
     return str(exc)
-
-
-def actor_options(resources: Any, max_concurrency: int) -> dict[str, Any]:
-    """Ray options for a proxy actor: no CPU, optional placement resources."""
-    options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": max_concurrency}
-    if resources:
-        options["resources"] = dict(resources)
-    return options
 

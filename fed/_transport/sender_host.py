@@ -16,7 +16,7 @@ from typing import Any
 import ray
 
 from fed._config import FedConfig
-from fed._transport.sender import Sender, actor_options
+from fed._transport.sender import Sender
 
 
 class ThreadSender:
@@ -74,6 +74,14 @@ class ActorSender:
             ray.get(self._actor.stop.remote(), timeout=timeout)
         finally:
             ray.kill(self._actor)
+
+
+def actor_options(resources: Any, max_concurrency: int) -> dict[str, Any]:
+    """Ray options for a proxy actor (sender or receiver): no CPU, optional placement resources."""
+    options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": max_concurrency}
+    if resources:
+        options["resources"] = dict(resources)
+    return options
 
 
 def start_sender(config: FedConfig) -> ThreadSender | ActorSender:
