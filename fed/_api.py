@@ -21,6 +21,7 @@ from fed._transport.sender_host import actor_options, start_sender
 logger = logging.getLogger("fed")
 _SHUTDOWN_WAIT_S = 60.0
 _atexit_registered = False
+_warned_no_tls = False
 
 
 def init(
@@ -51,14 +52,16 @@ def init(
     """
     if context.active() is not None:
         raise RuntimeError("fed is already initialised in this process; call fed.shutdown() first")
-    logging.getLogger("fed").setLevel(logging_level.upper() if isinstance(logging_level, str) else logging_level)
+    _setup_logging(logging_level)
     if sending_failure_handler is not None and not callable(sending_failure_handler):
         raise ValueError("sending_failure_handler must be a callable taking the exception")
     cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
                        tls_config=tls_config, job_name=job_name)
-    if cfg.tls is None and len(cfg.addresses) > 1:
+    global _warned_no_tls
+    if cfg.tls is None and len(cfg.addresses) > 1 and not _warned_no_tls:
         logger.warning("fed.init without tls_config: parties are not authenticated and data "
                        "crosses the network in clear text")
+        _warned_no_tls = True
     owns_ray = not ray.is_initialized()
     if owns_ray:
         ray.init(address=address or "local")
@@ -73,6 +76,19 @@ def init(
     if not _atexit_registered:
         atexit.register(shutdown)
         _atexit_registered = True
+
+
+def _setup_logging(level: str | int) -> None:
+    """Set fed's log level; print fed's logs to stderr unless the application configured logging."""
+    fed_logger = logging.getLogger("fed")
+    try:
+        fed_logger.setLevel(level.upper() if isinstance(level, str) else level)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid logging_level {level!r}: use debug, info, warning or error") from exc
+    if not fed_logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fed_logger.addHandler(handler)
 
 
 def _start_proxies(cfg: FedConfig, owns_ray: bool,
@@ -129,6 +145,7 @@ def get(objects: Any) -> Any:
     runtime = context.current()
     refs = []
     for obj in items:
+        runtime.check_session(obj)
         if obj.owner == runtime.party:
             for peer in runtime.config.peers:
                 runtime.push(obj, peer)
@@ -149,6 +166,7 @@ def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
     if not isinstance(actor, FedActorHandle):
         raise TypeError(f"fed.kill takes an actor handle, got {type(actor).__name__}")
     runtime = context.current()
+    runtime.check_session(actor)
     if actor.owner == runtime.party:
         ray.kill(actor._ray_handle, no_restart=no_restart)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from fed._runtime.send_watch import SendWatcher
 logger = logging.getLogger("fed")
 
 _PRUNE_EVERY = 1000
+_sessions = itertools.count(1)
 
 
 class Runtime:
@@ -29,6 +31,7 @@ class Runtime:
         self.sender = sender
         self.receiver = receiver
         self.owns_ray = owns_ray
+        self.session = next(_sessions)
         self._lock = threading.Lock()
         self._next_call_id = 0
         self._failure_handler = sending_failure_handler
@@ -46,8 +49,15 @@ class Runtime:
         if party not in self.config.addresses:
             raise ValueError(f"unknown party {party!r}; the parties are {sorted(self.config.addresses)}")
 
+    def check_session(self, obj: FedObject | Any) -> None:
+        """A FedObject or actor handle from an earlier ``fed.init`` is an error, not a stale value."""
+        if obj.session != self.session:
+            raise ValueError(f"{obj!r} comes from an earlier fed.init; values and actors do not "
+                             "outlive fed.shutdown, make them again in this job")
+
     def push(self, obj: FedObject, dst: str) -> None:
         """Send ``obj`` (owned here) to ``dst`` unless it was sent there already."""
+        self.check_session(obj)
         with self._lock:
             if dst in obj._sent_to:
                 return
@@ -64,6 +74,7 @@ class Runtime:
 
     def receive(self, obj: FedObject) -> Any:
         """The Ray ObjectRef of a value another party pushes here (asked for once per object)."""
+        self.check_session(obj)
         with self._lock:
             ref = obj._received
             if ref is None:
@@ -82,7 +93,10 @@ class Runtime:
     def resolve(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         """Arguments of a call at this party: FedObjects become Ray ObjectRefs."""
         def to_ref(obj: FedObject) -> Any:
-            return obj._ref if obj.owner == self.party else self.receive(obj)
+            if obj.owner == self.party:
+                self.check_session(obj)
+                return obj._ref
+            return self.receive(obj)
         return _map_fed_objects(args, to_ref), _map_fed_objects(kwargs, to_ref)
 
     def push_args(self, args: tuple, kwargs: dict, dst: str) -> None:
@@ -90,6 +104,8 @@ class Runtime:
         def push(obj: FedObject) -> FedObject:
             if obj.owner == self.party:
                 self.push(obj, dst)
+            else:
+                self.check_session(obj)
             return obj
         _map_fed_objects((args, kwargs), push)
 

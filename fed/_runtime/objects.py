@@ -16,10 +16,12 @@ class FedObject:
     ('bob', '3:0')
     """
 
-    __slots__ = ("owner", "call_id", "index", "fingerprint", "_ref", "_received", "_sent_to")
+    __slots__ = ("owner", "call_id", "index", "fingerprint", "session", "_ref", "_received", "_sent_to")
 
-    def __init__(self, owner: str, call_id: int, index: int, fingerprint: str, ref: Any = None) -> None:
+    def __init__(self, owner: str, call_id: int, index: int, fingerprint: str, ref: Any = None,
+                 session: int = 0) -> None:
         self.owner = owner
+        self.session = session  # which fed.init made it; values do not outlive fed.shutdown
         self.call_id = call_id
         self.index = index
         self.fingerprint = fingerprint

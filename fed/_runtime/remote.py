@@ -23,14 +23,14 @@ def _check_num_returns(options: dict[str, Any]) -> int:
     return n
 
 
-def _fed_objects(owner: str, call_id: int, fingerprint: str, n: int, refs: Any) -> Any:
+def _fed_objects(runtime: context.Runtime, owner: str, call_id: int, fingerprint: str, n: int, refs: Any) -> Any:
     """Wrap the return value(s) of a call like Ray does: one object, a list of n, or None."""
     if n == 0:
         return None
     if n == 1:
-        return FedObject(owner, call_id, 0, fingerprint, refs)
+        return FedObject(owner, call_id, 0, fingerprint, refs, runtime.session)
     refs = refs if refs is not None else [None] * n
-    return [FedObject(owner, call_id, i, fingerprint, ref) for i, ref in enumerate(refs)]
+    return [FedObject(owner, call_id, i, fingerprint, ref, runtime.session) for i, ref in enumerate(refs)]
 
 
 class _Lazy:
@@ -102,7 +102,7 @@ class FedRemoteFunction(_Bindable):
             refs = (fn.options(**self._options) if self._options else fn).remote(*args, **kwargs)
         else:
             runtime.push_args(args, kwargs, party)
-        return _fed_objects(party, call_id, fingerprint, n, refs)
+        return _fed_objects(runtime, party, call_id, fingerprint, n, refs)
 
 
 class FedRemoteClass(_Bindable):
@@ -117,7 +117,7 @@ class FedRemoteClass(_Bindable):
             cls = self._lazy.get()
             options = {k: v for k, v in self._options.items() if k != "num_returns"}
             handle = (cls.options(**options) if options else cls).remote(*args, **kwargs)
-        return FedActorHandle(self._lazy.target, party, call_id, handle)
+        return FedActorHandle(self._lazy.target, party, call_id, handle, runtime.session)
 
 
 class FedActorHandle:
@@ -128,9 +128,10 @@ class FedActorHandle:
     1
     """
 
-    def __init__(self, cls: type, owner: str, call_id: int, ray_handle: Any) -> None:
+    def __init__(self, cls: type, owner: str, call_id: int, ray_handle: Any, session: int = 0) -> None:
         self._cls = cls
         self.owner = owner
+        self.session = session
         self.call_id = call_id
         self._ray_handle = ray_handle
 
@@ -161,6 +162,7 @@ class FedActorMethod:
         """Call the method at the actor's party; returns FedObject(s)."""
         actor = self._actor
         runtime = context.current()
+        runtime.check_session(actor)
         call_id = runtime.next_call_id()
         fingerprint = f"{_qualname(actor._cls)}.{self._name}@{actor.owner}#{call_id}"
         n = _check_num_returns(self._options)
@@ -171,7 +173,7 @@ class FedActorMethod:
             refs = (method.options(**self._options) if self._options else method).remote(*args, **kwargs)
         else:
             runtime.push_args(args, kwargs, actor.owner)
-        return _fed_objects(actor.owner, call_id, fingerprint, n, refs)
+        return _fed_objects(runtime, actor.owner, call_id, fingerprint, n, refs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor methods cannot be called directly; use .{self._name}.remote(...)")

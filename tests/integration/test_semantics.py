@@ -35,6 +35,7 @@ def test_init_again_after_shutdown_in_the_same_process():
     for name in ("alice", "bob"):
         out = parties[name].output
         assert f"{name} RESULT first 11" in out and f"{name} RESULT second 21" in out
+        assert f"{name} STALE REFUSED" in out
         assert f"{name} REINIT OK" in out
 
 
