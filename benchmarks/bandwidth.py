@@ -15,12 +15,13 @@ import json
 import multiprocessing as mp
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+
+from fed._cli.sessions import kill_session
 
 UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 RAW_PIECE = 4 * 2**20
@@ -176,10 +177,7 @@ def run_fed(sizes: list[int], chunk: int) -> tuple[dict[int, tuple[float, float]
         return times, sampler
     finally:
         for proc in procs.values():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_session(proc.pid)  # the party, its Ray daemons and workers
 
 
 def main() -> None:

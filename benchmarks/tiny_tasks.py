@@ -18,10 +18,8 @@ session (its Ray daemons and workers too) is killed when it is done, whatever ha
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -31,6 +29,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from fed._cli.sessions import kill_session as kill_leader_session
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = "RESULT "
@@ -111,32 +111,9 @@ def spawn(args: list[str], log: IO[str]) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL, env=env, cwd=ROOT, start_new_session=True)
 
 
-def session_pids(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (none found where there is no /proc)."""
-    pids = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            state, _ppid, _pgrp, session = (entry / "stat").read_text().rpartition(")")[2].split()[:4]
-        except (OSError, ValueError):
-            continue
-        if int(session) == sid and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
 def kill_session(proc: subprocess.Popen) -> None:
-    """SIGKILL the child's process group, then whatever is left in its session: Ray gives each
-    worker a process group of its own, so the group alone would miss them."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    for _ in range(20):  # until empty: a worker may have been starting meanwhile
-        pids = session_pids(proc.pid)
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
+    """SIGKILL everything in the child's session (its Ray daemons and workers too)."""
+    kill_leader_session(proc.pid)
     proc.wait()
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import IO
 
+from fed._cli.sessions import kill_session
+
 GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
 _READER_JOIN_SECONDS = 2.0
@@ -138,13 +140,15 @@ def _stop(parties: list[_Party], sig: signal.Signals) -> None:
 
 
 def _signal_group(party: _Party, sig: signal.Signals) -> None:
+    if sig == signal.SIGKILL:  # everything the party started, Ray workers in groups of their own too
+        kill_session(party.proc.pid)
+        party.proc.wait()
+        return
     # The party is its session's leader, so its pid is the process group id.
     try:
         os.killpg(party.proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass  # nothing left in the group
-    if sig == signal.SIGKILL:
-        party.proc.wait()
 
 
 @contextlib.contextmanager

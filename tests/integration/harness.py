@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fed._cli.sessions import kill_session
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).parents[2]
@@ -71,11 +72,8 @@ def _read(party: Party) -> None:
 
 
 def kill(party: Party) -> None:
-    """SIGKILL the party's whole process group (its driver and Ray daemons)."""
-    try:
-        os.killpg(party.proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    """SIGKILL everything in the party's session (its driver, Ray daemons and workers)."""
+    kill_session(party.proc.pid)
     try:
         party.proc.wait(10)
     except subprocess.TimeoutExpired:
