@@ -162,7 +162,11 @@ def get(objects: Any) -> Any:
 
 
 def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
-    """Kill a fed actor at its party (a no-op at the other parties)."""
+    """Kill a fed actor at its party (a no-op at the other parties).
+
+    As with ``ray.kill``, the kill takes effect asynchronously: a call made right after it may
+    still run; later calls fail at the owner and raise ``FedRemoteError`` at the other parties.
+    """
     if not isinstance(actor, FedActorHandle):
         raise TypeError(f"fed.kill takes an actor handle, got {type(actor).__name__}")
     runtime = context.current()
