@@ -116,8 +116,11 @@ class Sender:
             except asyncio.TimeoutError:
                 error = f"no progress for {patience:g} s"
             if time.monotonic() - max(started, window.last_progress) + delay > patience:
+                hint = (f"; with TLS, also check that the server there presents a certificate naming "
+                        f"{dst!r} from your CA") if cfg.tls is not None else ""
                 raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to party "
-                                   f"{dst!r} at {cfg.addresses[dst]}: {error} (timeout_in_ms={cfg.comm.timeout_in_ms})")
+                                   f"{dst!r} at {cfg.addresses[dst]}: {error} "
+                                   f"(timeout_in_ms={cfg.comm.timeout_in_ms}){hint}")
             logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
             await asyncio.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 5.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import grpc
 import numpy as np
@@ -268,3 +269,56 @@ def test_bad_one_message_pushes_are_refused(message, code):
         assert await raw_push_whole(address, whole(header(object_id="2:0", fingerprint="g@alice#2"))) == b"duplicate"
 
     with_bob(test)
+
+
+def tls_configs(tmp_path, parties=("alice", "bob", "carol")):
+    """Configs for each party with its own certificate from one CA, all on fresh loopback ports."""
+    from fed._security.certs import make_certs
+
+    files = make_certs(list(parties), tmp_path)
+    ports = free_ports(len(parties))
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(parties, ports)}
+    return {p: build_config(party=p, addresses=addrs, job_name="j", tls_config=files[p],
+                            config={"cross_silo_comm": {"timeout_in_ms": 2000}}) for p in parties}
+
+
+def test_a_push_is_taken_only_from_the_party_its_certificate_names(tmp_path):
+    cfg = tls_configs(tmp_path)
+    impostor = dataclasses.replace(cfg["alice"], tls=cfg["carol"].tls)  # claims alice, holds carol's cert
+
+    async def main():
+        receiver = Receiver(cfg["bob"])
+        await receiver.start()
+        honest, fake = Sender(cfg["alice"]), Sender(impostor)
+        try:
+            with pytest.raises(FedSendError, match="PERMISSION_DENIED"):
+                await fake.send("bob", "1:0", "f@alice#1", ready("forged"))
+            await honest.send("bob", "1:0", "f@alice#1", ready("real"))
+            assert await receiver.get("alice", "1:0", "f@alice#1") == "real"
+        finally:
+            for s in (honest, fake):
+                await s.stop()
+            await receiver.stop(0)
+
+    asyncio.run(main())
+
+
+def test_a_sender_talks_only_to_a_server_whose_certificate_names_the_destination(tmp_path):
+    cfg = tls_configs(tmp_path)
+    # carol listens on bob's address with carol's certificate (same CA): alice must not talk to it.
+    fake_bob = dataclasses.replace(cfg["carol"], listen_address=cfg["bob"].addresses["bob"])
+
+    async def main():
+        receiver = Receiver(fake_bob)
+        await receiver.start()
+        sender = Sender(cfg["alice"])
+        try:
+            with pytest.raises(FedSendError, match="certificate naming 'bob'") as info:
+                await sender.send("bob", "1:0", "f@alice#1", ready("secret"))
+            assert "reached party" not in str(info.value)  # stopped by TLS, not by the header check
+            assert receiver.counts() == {"values": 0, "duplicates": 0}
+        finally:
+            await sender.stop()
+            await receiver.stop(0)
+
+    asyncio.run(main())
