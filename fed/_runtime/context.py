@@ -76,19 +76,13 @@ class Runtime:
         """The Ray ObjectRef of a value another party pushes here (asked for once per object)."""
         self.check_session(obj)
         with self._lock:
-            ref = obj._received
-            if ref is None:
-                ref = obj._received = self.receiver.get.remote(obj.owner, obj.object_id, obj.fingerprint)
-                new = True
-            else:
-                new = False
-        if new:
-            with self._lock:
-                self._pending_receives.append(ref)
-                if len(self._pending_receives) % _PRUNE_EVERY == 0:
-                    _, self._pending_receives[:] = ray.wait(
-                        self._pending_receives, num_returns=len(self._pending_receives), timeout=0)
-        return ref
+            if obj._received is None:
+                obj._received = self.receiver.get.remote(obj.owner, obj.object_id, obj.fingerprint)
+                pending = self._pending_receives
+                pending.append(obj._received)
+                if len(pending) % _PRUNE_EVERY == 0:
+                    _, pending[:] = ray.wait(pending, num_returns=len(pending), timeout=0)
+            return obj._received
 
     def resolve(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         """Arguments of a call at this party: FedObjects become Ray ObjectRefs."""

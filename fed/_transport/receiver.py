@@ -129,8 +129,7 @@ class Receiver:
                 answer = self._store(header, await _assemble(requests, header.total_size, context))
             await context.write(answer)
         except _Refused as refused:
-            logger.warning("refused a push from %s: %s", context.peer(), refused)
-            await context.abort(refused.code, str(refused))
+            await _refuse(refused, context)
 
     async def _push_whole(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
@@ -146,8 +145,7 @@ class Receiver:
                                f"payload of {len(payload)} bytes, the header declares {header.total_size}")
             return self._store(header, payload)
         except _Refused as refused:
-            logger.warning("refused a push from %s: %s", context.peer(), refused)
-            await context.abort(refused.code, str(refused))
+            await _refuse(refused, context)
 
     def _admit(self, frame: bytes, context: grpc.aio.ServicerContext) -> wire.Header | None:
         """The push's header if this party takes it, None for a duplicate; else ``_Refused``."""
@@ -214,6 +212,12 @@ class Receiver:
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
                            f"cannot decode value {header.object_id}: {exc}") from None
         return _Arrived(header.fingerprint, value=value)
+
+
+async def _refuse(refused: _Refused, context: grpc.aio.ServicerContext) -> None:
+    """Log a refused push and end its call with the refusal's status and message."""
+    logger.warning("refused a push from %s: %s", context.peer(), refused)
+    await context.abort(refused.code, str(refused))
 
 
 async def _next_frame(requests) -> bytes | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 
 import grpc
@@ -62,18 +63,26 @@ def header(**fields):
     return wire.encode_header(wire.Header(**{**base, **fields}))
 
 
+@contextlib.asynccontextmanager
+async def serving(receiver_config, *sender_configs):
+    """A started receiver and one sender per config; all stopped at the end."""
+    receiver, senders = Receiver(receiver_config), [Sender(c) for c in sender_configs]
+    await receiver.start()
+    try:
+        yield receiver, senders
+    finally:
+        for sender in senders:
+            await sender.stop()
+        await receiver.stop(0)
+
+
 def with_bob(test, **comm):
     """Run ``test(alice_sender, bob_receiver, bob_address)`` against a live receiver at bob."""
     alice, bob = configs(**comm)
 
     async def main():
-        receiver, sender = Receiver(bob), Sender(alice)
-        await receiver.start()
-        try:
+        async with serving(bob, alice) as (receiver, (sender,)):
             await test(sender, receiver, bob.listen_address)
-        finally:
-            await sender.stop()
-            await receiver.stop(0)
 
     asyncio.run(main())
 
@@ -182,19 +191,12 @@ def test_values_are_keyed_by_their_source_party():
     alice, bob, carol = (build_config(party=p, addresses=addrs, job_name="j") for p in addrs)
 
     async def main():
-        receiver = Receiver(bob)
-        await receiver.start()
-        from_alice, from_carol = Sender(alice), Sender(carol)
-        try:
+        async with serving(bob, alice, carol) as (receiver, (from_alice, from_carol)):
             await from_alice.send("bob", "7:0", "f@alice#7", ready("a"))
             await from_carol.send("bob", "7:0", "f@carol#7", ready("c"))
             assert await receiver.get("carol", "7:0", "f@carol#7") == "c"
             assert await receiver.get("alice", "7:0", "f@alice#7") == "a"
             assert receiver.counts() == {"values": 2, "duplicates": 0}
-        finally:
-            for s in (from_alice, from_carol):
-                await s.stop()
-            await receiver.stop(0)
 
     asyncio.run(main())
 
@@ -287,18 +289,11 @@ def test_a_push_is_taken_only_from_the_party_its_certificate_names(tmp_path):
     impostor = dataclasses.replace(cfg["alice"], tls=cfg["carol"].tls)  # claims alice, holds carol's cert
 
     async def main():
-        receiver = Receiver(cfg["bob"])
-        await receiver.start()
-        honest, fake = Sender(cfg["alice"]), Sender(impostor)
-        try:
+        async with serving(cfg["bob"], cfg["alice"], impostor) as (receiver, (honest, fake)):
             with pytest.raises(FedSendError, match="PERMISSION_DENIED"):
                 await fake.send("bob", "1:0", "f@alice#1", ready("forged"))
             await honest.send("bob", "1:0", "f@alice#1", ready("real"))
             assert await receiver.get("alice", "1:0", "f@alice#1") == "real"
-        finally:
-            for s in (honest, fake):
-                await s.stop()
-            await receiver.stop(0)
 
     asyncio.run(main())
 
@@ -309,16 +304,10 @@ def test_a_sender_talks_only_to_a_server_whose_certificate_names_the_destination
     fake_bob = dataclasses.replace(cfg["carol"], listen_address=cfg["bob"].addresses["bob"])
 
     async def main():
-        receiver = Receiver(fake_bob)
-        await receiver.start()
-        sender = Sender(cfg["alice"])
-        try:
+        async with serving(fake_bob, cfg["alice"]) as (receiver, (sender,)):
             with pytest.raises(FedSendError, match="certificate naming 'bob'") as info:
                 await sender.send("bob", "1:0", "f@alice#1", ready("secret"))
             assert "reached party" not in str(info.value)  # stopped by TLS, not by the header check
             assert receiver.counts() == {"values": 0, "duplicates": 0}
-        finally:
-            await sender.stop()
-            await receiver.stop(0)
 
     asyncio.run(main())
