@@ -17,7 +17,6 @@ from fed._runtime.send_watch import SendWatcher
 
 logger = logging.getLogger("fed")
 
-_PRUNE_EVERY = 1000
 _sessions = itertools.count(1)
 
 
@@ -36,7 +35,6 @@ class Runtime:
         self._next_call_id = 0
         self._failure_handler = sending_failure_handler
         self._sends = SendWatcher(self._send_failed)
-        self._pending_receives: list[Any] = []
 
     def next_call_id(self) -> int:
         """The id of the next ``.remote()`` call; advances the same way at every party."""
@@ -78,10 +76,6 @@ class Runtime:
         with self._lock:
             if obj._received is None:
                 obj._received = self.receiver.get.remote(obj.owner, obj.object_id, obj.fingerprint)
-                pending = self._pending_receives
-                pending.append(obj._received)
-                if len(pending) % _PRUNE_EVERY == 0:
-                    _, pending[:] = ray.wait(pending, num_returns=len(pending), timeout=0)
             return obj._received
 
     def resolve(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -111,12 +105,12 @@ class Runtime:
             problems.append(f"{left} push(es) still in flight after {timeout:.0f} s")
         if failures:
             problems.append(f"{len(failures)} push(es) failed, the first: {failures[0]}")
-        with self._lock:
-            receives, self._pending_receives = self._pending_receives, []
-        if receives and not failures:  # after a failed push, peers are not worth waiting for
-            _, waiting = ray.wait(receives, num_returns=len(receives), timeout=timeout)
+        if not failures:  # after a failed push, peers are not worth waiting for
+            # The receiver knows what this party still waits for; the driver keeps no ObjectRef
+            # of received values, which would pin each one in the object store until shutdown.
+            waiting = ray.get(self.receiver.settle.remote(timeout))
             if waiting:
-                problems.append(f"{len(waiting)} value(s) this party waits for never arrived")
+                problems.append(f"{waiting} value(s) this party waits for never arrived")
         return problems
 
 

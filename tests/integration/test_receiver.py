@@ -111,6 +111,21 @@ def test_a_second_push_of_a_key_is_a_duplicate_and_not_stored():
     with_bob(test)
 
 
+def test_settle_counts_the_values_still_awaited_and_waits_for_late_ones():
+    async def test(sender, receiver, _):
+        assert await receiver.settle(0.1) == 0
+        waits = [asyncio.ensure_future(receiver.get("alice", f"{i}:0", f"f@alice#{i}")) for i in (1, 2)]
+        await asyncio.sleep(0)
+        assert await receiver.settle(0.1) == 2
+        asyncio.get_running_loop().call_later(0.2, asyncio.ensure_future,
+                                              sender.send("bob", "1:0", "f@alice#1", ready(1)))
+        assert await receiver.settle(2) == 1  # the late one came, the other never will
+        assert await waits[0] == 1
+        waits[1].cancel()
+
+    with_bob(test)
+
+
 @pytest.mark.parametrize("frames, code", [
     ([], grpc.StatusCode.INVALID_ARGUMENT),
     ([b"garbage"], grpc.StatusCode.INVALID_ARGUMENT),
