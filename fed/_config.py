@@ -32,6 +32,7 @@ class CommConfig:
     use_global_proxy: bool = True
     chunk_size_in_bytes: int = 4 * MiB
     inflight_window_in_bytes: int = 32 * MiB
+    max_buffered_bytes: int = 32 * GiB
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,10 @@ _COMM_TYPES: dict[str, tuple[type, ...]] = {
     "use_global_proxy": (bool,),
     "chunk_size_in_bytes": (int,),
     "inflight_window_in_bytes": (int,),
+    "max_buffered_bytes": (int,),
 }
 _POSITIVE = ("timeout_in_ms", "messages_max_size_in_bytes", "max_concurrency", "chunk_size_in_bytes",
-             "inflight_window_in_bytes")
+             "inflight_window_in_bytes", "max_buffered_bytes")
 _CONFIG_KEYS = ("cross_silo_comm", "barrier_on_initializing")
 _CLUSTER_ENTRY_KEYS = ("address", "listen_addr")
 

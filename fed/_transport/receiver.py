@@ -41,7 +41,10 @@ class Receiver:
     """Holds one gRPC server on the party's listening address for one job.
 
     Values are stored under ``(source party, object id)`` until this party asks for them with
-    ``get``; a second push of a key is acknowledged as a duplicate and dropped.
+    ``get``; a second push of a key is acknowledged as a duplicate and dropped. The payload bytes of
+    values taken but not yet handed out (and of pushes being received) are capped at
+    ``max_buffered_bytes``: a push over the cap is refused as UNAVAILABLE, which the sender retries,
+    so an honest peer waits while a flood of values nobody consumes stops at the cap.
     """
 
     def __init__(self, config: FedConfig) -> None:
@@ -49,6 +52,8 @@ class Receiver:
         self._allowed = merge_allowed(config.comm.serializing_allowed_list)
         self._slots: dict[tuple[str, str], asyncio.Future] = {}
         self._consumed: set[tuple[str, str]] = set()
+        self._held: dict[tuple[str, str], int] = {}  # payload bytes per key received or receiving
+        self._buffered = 0
         self._server: grpc.aio.Server | None = None
         self._counts = {"values": 0, "duplicates": 0}
 
@@ -95,6 +100,7 @@ class Receiver:
         arrived = await self._slot(key)
         del self._slots[key]
         self._consumed.add(key)
+        self._release(key)
         if arrived.fingerprint != fingerprint:
             raise FedDivergenceError(
                 f"party {src!r} sent value {object_id} for call {arrived.fingerprint!r}, but this "
@@ -112,8 +118,8 @@ class Receiver:
         return sum(not fut.done() for fut in waiting)
 
     def counts(self) -> dict[str, int]:
-        """Pushes taken so far: values stored and duplicates dropped."""
-        return dict(self._counts)
+        """Pushes taken so far (values stored, duplicates dropped) and payload bytes buffered now."""
+        return {**self._counts, "buffered_bytes": self._buffered}
 
     def _slot(self, key: tuple[str, str]) -> asyncio.Future:
         fut = self._slots.get(key)
@@ -133,7 +139,12 @@ class Receiver:
             if header is None:
                 answer = b"duplicate"
             else:
-                answer = self._store(header, await _assemble(requests, header.total_size, context))
+                try:
+                    await context.write(wire.encode_ack(0))  # admitted: the sender may send data now
+                    answer = self._store(header, await _assemble(requests, header.total_size, context))
+                except BaseException:
+                    self._release((header.src, header.object_id))
+                    raise
             await context.write(answer)
         except _Refused as refused:
             await _refuse(refused, context)
@@ -147,15 +158,23 @@ class Receiver:
             header = self._admit(head, context)
             if header is None:
                 return b"duplicate"
-            if len(payload) != header.total_size:
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"payload of {len(payload)} bytes, the header declares {header.total_size}")
-            return self._store(header, payload)
+            try:
+                if len(payload) != header.total_size:
+                    raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"payload of {len(payload)} bytes, the header declares {header.total_size}")
+                return self._store(header, payload)
+            except BaseException:
+                self._release((header.src, header.object_id))
+                raise
         except _Refused as refused:
             await _refuse(refused, context)
 
     def _admit(self, frame: bytes, context: grpc.aio.ServicerContext) -> wire.Header | None:
-        """The push's header if this party takes it, None for a duplicate; else ``_Refused``."""
+        """The push's header if this party takes it, None for a duplicate; else ``_Refused``.
+
+        A taken push holds its payload size in the buffer until its value is handed out or the
+        push fails (``_release``).
+        """
         try:
             header = wire.decode_header(frame)
         except wire.WireError as exc:
@@ -166,7 +185,27 @@ class Receiver:
             logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
             self._counts["duplicates"] += 1
             return None
+        if key in self._held:
+            raise _Refused(grpc.StatusCode.UNAVAILABLE,
+                           f"a push of value {header.object_id} from {header.src!r} is already being received")
+        self._reserve(key, header.total_size)
         return header
+
+    def _reserve(self, key: tuple[str, str], size: int) -> None:
+        cap = self._config.comm.max_buffered_bytes
+        if size > cap:
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"value of {size} bytes exceeds party {self._config.party!r}'s max_buffered_bytes={cap}")
+        if self._buffered + size > cap:
+            raise _Refused(grpc.StatusCode.UNAVAILABLE,
+                           f"party {self._config.party!r} already holds {self._buffered} bytes of values "
+                           f"that it has not consumed yet; a value of {size} bytes would pass its "
+                           f"max_buffered_bytes={cap}. Try again after it consumes some")
+        self._held[key] = size
+        self._buffered += size
+
+    def _release(self, key: tuple[str, str]) -> None:
+        self._buffered -= self._held.pop(key, 0)
 
     def _store(self, header: wire.Header, payload: memoryview) -> bytes:
         """Decode the value and hand it to whoever waits for it."""

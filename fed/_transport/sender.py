@@ -170,13 +170,20 @@ class _Window:
         self.acked = 0
         self.last_progress = 0.0  # monotonic time of the last ack, over every attempt
         self._moved = asyncio.Event()
+        self._admitted = asyncio.Event()
 
     def restart(self) -> None:
-        """A new attempt: nothing sent or acknowledged yet."""
+        """A new attempt: nothing sent or acknowledged, the receiver has not admitted the push yet."""
         self.sent = self.acked = 0
+        self._admitted.clear()
 
     async def reserve(self, n: int) -> None:
-        """Wait until ``n`` more bytes fit (a chunk larger than the window goes alone)."""
+        """Wait until ``n`` more bytes fit (a chunk larger than the window goes alone).
+
+        No data goes before the receiver admits the push (its first ack), so a refusal of the
+        header reaches the sender as the receiver's status, not as a broken stream.
+        """
+        await self._admitted.wait()
         while self.sent - self.acked > 0 and self.sent - self.acked + n > self.size:
             self._moved.clear()
             await self._moved.wait()
@@ -185,6 +192,7 @@ class _Window:
     def ack(self, received: int) -> None:
         self.acked = received
         self.last_progress = time.monotonic()
+        self._admitted.set()
         self._moved.set()
 
 

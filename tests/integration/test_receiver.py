@@ -106,7 +106,7 @@ def test_a_second_push_of_a_key_is_a_duplicate_and_not_stored():
         assert await raw_push(address, [header(), b"abc"]) == b"duplicate"
         assert await receiver.get("alice", "1:0", "f@alice#1") == 1
         assert await raw_push(address, [header(), b"abc"]) == b"duplicate"
-        assert receiver.counts() == {"values": 1, "duplicates": 2}
+        assert receiver.counts() == {"values": 1, "duplicates": 2, "buffered_bytes": 0}
 
     with_bob(test)
 
@@ -124,6 +124,45 @@ def test_settle_counts_the_values_still_awaited_and_waits_for_late_ones():
         waits[1].cancel()
 
     with_bob(test)
+
+
+def test_values_nobody_consumes_stop_at_max_buffered_bytes_and_honest_pushes_go_on():
+    async def test(sender, receiver, address):
+        big = np.zeros(3000, dtype=np.uint8)  # streamed: over one 1024-byte chunk
+        await sender.send("bob", "1:0", "f@alice#1", ready(big))
+        held = receiver.counts()["buffered_bytes"]
+        assert held >= 3000
+        # A flood of frames for keys nobody asks for: refused once the cap is reached, as
+        # UNAVAILABLE with a message that says what to do; nothing more is held.
+        answer = await raw_push(address, [header(object_id="2:0", segments=(3000,))])
+        assert answer == grpc.StatusCode.UNAVAILABLE
+        assert receiver.counts()["buffered_bytes"] == held
+        with pytest.raises(FedSendError, match="max_buffered_bytes=4096"):
+            await sender.send("bob", "3:0", "f@alice#3", ready(big))
+        # A value over the cap on its own can never fit: refused at once, not retried.
+        assert await raw_push(address, [header(object_id="4:0", segments=(5000,))]) \
+            == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # Consuming frees the buffer; a sender waiting for room gets through.
+        later = asyncio.ensure_future(sender.send("bob", "5:0", "f@alice#5", ready(big)))
+        await asyncio.sleep(0.3)
+        assert not later.done()
+        np.testing.assert_array_equal(await receiver.get("alice", "1:0", "f@alice#1"), big)
+        assert await later > 0
+        np.testing.assert_array_equal(await receiver.get("alice", "5:0", "f@alice#5"), big)
+        assert receiver.counts()["buffered_bytes"] == 0
+
+    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=4096, timeout_in_ms=1500)
+
+
+def test_a_push_that_breaks_off_frees_what_it_held():
+    async def test(sender, receiver, address):
+        assert await raw_push(address, [header(segments=(3000,)), b"x" * 1000]) \
+            == grpc.StatusCode.INVALID_ARGUMENT  # truncated
+        assert receiver.counts()["buffered_bytes"] == 0
+        await sender.send("bob", "1:0", "f@alice#1", ready(b"y" * 3000))
+        assert await receiver.get("alice", "1:0", "f@alice#1") == b"y" * 3000
+
+    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=4096)
 
 
 @pytest.mark.parametrize("frames, code", [
@@ -211,7 +250,7 @@ def test_values_are_keyed_by_their_source_party():
             await from_carol.send("bob", "7:0", "f@carol#7", ready("c"))
             assert await receiver.get("carol", "7:0", "f@carol#7") == "c"
             assert await receiver.get("alice", "7:0", "f@alice#7") == "a"
-            assert receiver.counts() == {"values": 2, "duplicates": 0}
+            assert receiver.counts() == {"values": 2, "duplicates": 0, "buffered_bytes": 0}
 
     asyncio.run(main())
 
@@ -323,6 +362,6 @@ def test_a_sender_talks_only_to_a_server_whose_certificate_names_the_destination
             with pytest.raises(FedSendError, match="certificate naming 'bob'") as info:
                 await sender.send("bob", "1:0", "f@alice#1", ready("secret"))
             assert "reached party" not in str(info.value)  # stopped by TLS, not by the header check
-            assert receiver.counts() == {"values": 0, "duplicates": 0}
+            assert receiver.counts() == {"values": 0, "duplicates": 0, "buffered_bytes": 0}
 
     asyncio.run(main())
