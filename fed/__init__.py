@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fed._api import get, init, kill, shutdown
+from fed._api import audit_log, get, init, kill, shutdown
 from fed._exceptions import FedDivergenceError, FedError, FedRemoteError, FedSendError
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle, remote
@@ -14,6 +14,7 @@ __all__ = [
     "FedObject",
     "FedRemoteError",
     "FedSendError",
+    "audit_log",
     "get",
     "init",
     "kill",

@@ -12,6 +12,7 @@ import ray
 from fed._config import FedConfig, build_config
 from fed._exceptions import FedError, FedRemoteError
 from fed._runtime import context
+from fed._runtime.audit import AuditLog
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle
 from fed._runtime.send_watch import unwrap
@@ -22,6 +23,7 @@ logger = logging.getLogger("fed")
 _SHUTDOWN_WAIT_S = 60.0
 _atexit_registered = False
 _warned_no_tls = False
+_last_audit: AuditLog | None = None
 
 
 def init(
@@ -62,6 +64,9 @@ def init(
         logger.warning("fed.init without tls_config: parties are not authenticated and data "
                        "crosses the network in clear text")
         _warned_no_tls = True
+    if cfg.comm.allow_unsafe_deserialization:
+        logger.warning("allow_unsafe_deserialization is set: values from other parties are unpickled "
+                       "without an allow-list, so any peer can run code in party %r", cfg.party)
     owns_ray = not ray.is_initialized()
     if owns_ray:
         ray.init(address=address or "local")
@@ -175,15 +180,32 @@ def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
         ray.kill(actor._ray_handle, no_restart=no_restart)
 
 
+def audit_log() -> list[dict[str, Any]]:
+    """What left this party in the current job (or, after ``fed.shutdown``, the last one).
+
+    One entry per push to another party, oldest first: ``job``, ``source``, ``destination``,
+    ``object_id``, ``function`` (the producing function or method), ``fingerprint``, ``bytes``,
+    ``started`` and ``time`` (Unix seconds), and ``outcome``: ``sent``, ``error`` (the producing
+    task failed, so only an error report left) or ``failed`` (with a ``reason``). With
+    ``config={'audit_log_file': path}`` every entry is also appended to ``path`` as one JSON line.
+    """
+    runtime = context.active()
+    log = runtime.audit if runtime is not None else _last_audit
+    return log.entries() if log is not None else []
+
+
 def shutdown() -> None:
     """Wait for pending pushes, stop the receiver and sender, and stop Ray if ``fed.init`` started it."""
     runtime = context.active()
     if runtime is None:
         return
     context.set_current(None)
+    global _last_audit
+    _last_audit = runtime.audit
     try:
         for problem in runtime.drain(_SHUTDOWN_WAIT_S):
             logger.error("fed.shutdown: %s", problem)
+        runtime.audit.close()
         runtime.sender.stop(timeout=10)
         ray.get(runtime.receiver.stop.remote(), timeout=10)
     except Exception as exc:  # noqa: BLE001 - shutdown must finish

@@ -33,6 +33,7 @@ class CommConfig:
     chunk_size_in_bytes: int = 4 * MiB
     inflight_window_in_bytes: int = 32 * MiB
     max_buffered_bytes: int = 32 * GiB
+    allow_unsafe_deserialization: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class FedConfig:
     comm: CommConfig = field(default_factory=CommConfig)
     tls: TlsConfig | None = None
     barrier_on_initializing: bool = True
+    audit_log_file: str | None = None
 
     @property
     def peers(self) -> list[str]:
@@ -76,10 +78,11 @@ _COMM_TYPES: dict[str, tuple[type, ...]] = {
     "chunk_size_in_bytes": (int,),
     "inflight_window_in_bytes": (int,),
     "max_buffered_bytes": (int,),
+    "allow_unsafe_deserialization": (bool,),
 }
 _POSITIVE = ("timeout_in_ms", "messages_max_size_in_bytes", "max_concurrency", "chunk_size_in_bytes",
              "inflight_window_in_bytes", "max_buffered_bytes")
-_CONFIG_KEYS = ("cross_silo_comm", "barrier_on_initializing")
+_CONFIG_KEYS = ("cross_silo_comm", "barrier_on_initializing", "audit_log_file")
 _CLUSTER_ENTRY_KEYS = ("address", "listen_addr")
 
 
@@ -208,6 +211,15 @@ def build_config(
     barrier = config.get("barrier_on_initializing", True)
     if not isinstance(barrier, bool):
         raise ValueError(f"config['barrier_on_initializing'] must be bool, got {barrier!r}")
+    audit_log_file = config.get("audit_log_file")
+    if audit_log_file is not None:
+        if not isinstance(audit_log_file, str) or not audit_log_file:
+            raise ValueError(f"config['audit_log_file'] must be a file path, got {audit_log_file!r}")
+        try:
+            with open(audit_log_file, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"config['audit_log_file']: cannot append to {audit_log_file!r}: {exc}") from exc
     job = DEFAULT_JOB_NAME if job_name is None else job_name
     if not isinstance(job, str) or not _JOB_RE.match(job):
         raise ValueError(f"invalid job_name {job!r}: use up to 128 letters, digits, '.', '_' or '-'")
@@ -219,4 +231,5 @@ def build_config(
         comm=parse_comm(config.get("cross_silo_comm")),
         tls=read_tls(tls_config),
         barrier_on_initializing=barrier,
+        audit_log_file=audit_log_file,
     )

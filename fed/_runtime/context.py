@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import _thread
+import concurrent.futures
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import ray
 
 from fed._config import FedConfig
+from fed._runtime.audit import AuditLog
 from fed._runtime.objects import FedObject
-from fed._runtime.send_watch import SendWatcher
+from fed._runtime.send_watch import SendWatcher, unwrap
 
 logger = logging.getLogger("fed")
 
@@ -35,6 +38,7 @@ class Runtime:
         self._next_call_id = 0
         self._failure_handler = sending_failure_handler
         self._sends = SendWatcher(self._send_failed)
+        self.audit = AuditLog(config.job_name, config.party, config.audit_log_file)
 
     def next_call_id(self) -> int:
         """The id of the next ``.remote()`` call; advances the same way at every party."""
@@ -60,7 +64,21 @@ class Runtime:
             if dst in obj._sent_to:
                 return
             obj._sent_to.add(dst)
-        self._sends.add(self.sender.send(dst, obj.object_id, obj.fingerprint, obj._ref))
+        started = time.time()
+        push = self.sender.send(dst, obj.object_id, obj.fingerprint, obj._ref)
+        push.add_done_callback(lambda done: self._audit_push(obj, dst, started, done))
+        self._sends.add(push)
+
+    def _audit_push(self, obj: FedObject, dst: str, started: float, push: concurrent.futures.Future) -> None:
+        error = push.exception() if not push.cancelled() else concurrent.futures.CancelledError()
+        if error is None:
+            sent = push.result()
+            self.audit.record(object_id=obj.object_id, fingerprint=obj.fingerprint, destination=dst,
+                              started=started, nbytes=sent.nbytes,
+                              outcome="error" if sent.codec == "error" else "sent")
+        else:
+            self.audit.record(object_id=obj.object_id, fingerprint=obj.fingerprint, destination=dst,
+                              started=started, outcome="failed", reason=str(unwrap(error)) or type(error).__name__)
 
     def _send_failed(self, exc: BaseException) -> None:
         logger.error("fed: %s", exc)

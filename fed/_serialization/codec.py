@@ -18,6 +18,12 @@ def encode(value: Any) -> list[memoryview]:
     return [memoryview(head)] + [b.raw() for b in buffers]
 
 
-def decode(segments: list[memoryview], allowed: Mapping[str, frozenset[str]]) -> Any:
-    """Rebuild a value from its segments; arrays are rebuilt over the segments, not copied."""
+def decode(segments: list[memoryview], allowed: Mapping[str, frozenset[str]] | None) -> Any:
+    """Rebuild a value from its segments; arrays are rebuilt over the segments, not copied.
+
+    ``allowed=None`` is plain unpickling, which runs whatever code the sender chose: only for
+    ``allow_unsafe_deserialization``.
+    """
+    if allowed is None:
+        return pickle.loads(segments[0], buffers=segments[1:])
     return restricted_loads(segments[0], segments[1:], allowed)

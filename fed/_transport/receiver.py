@@ -49,7 +49,8 @@ class Receiver:
 
     def __init__(self, config: FedConfig) -> None:
         self._config = config
-        self._allowed = merge_allowed(config.comm.serializing_allowed_list)
+        comm = config.comm
+        self._allowed = None if comm.allow_unsafe_deserialization else merge_allowed(comm.serializing_allowed_list)
         self._slots: dict[tuple[str, str], asyncio.Future] = {}
         self._consumed: set[tuple[str, str]] = set()
         self._held: dict[tuple[str, str], int] = {}  # payload bytes per key received or receiving

@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import time
+from typing import NamedTuple
 
 import grpc
 
@@ -17,6 +18,13 @@ from fed._serialization import codec
 from fed._transport import grpc_setup, wire
 
 logger = logging.getLogger("fed.sender")
+
+class Sent(NamedTuple):
+    """What one push sent: payload bytes, and ``pickle5`` for a value or ``error`` for an error report."""
+
+    nbytes: int
+    codec: str
+
 
 # Failures that mean "the peer is not reachable right now": worth another try.
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -64,8 +72,8 @@ class Sender:
         raise FedSendError(f"party {dst!r} at {cfg.addresses[dst]} did not answer within "
                            f"{cfg.comm.timeout_in_ms} ms: {_describe(last)}")
 
-    async def send(self, dst: str, object_id: str, fingerprint: str, wrapped: list) -> int:
-        """Push the value of ``wrapped[0]`` (a Ray ObjectRef) to ``dst``; returns bytes sent.
+    async def send(self, dst: str, object_id: str, fingerprint: str, wrapped: list) -> Sent:
+        """Push the value of ``wrapped[0]`` (a Ray ObjectRef) to ``dst``; returns what was sent.
 
         A value whose task failed is pushed as an error frame, so the peer raises instead of waiting.
         """
@@ -87,7 +95,7 @@ class Sender:
             await self._push(dst, dataclasses.replace(header, codec="error", segments=(error.nbytes,)), [error])
             raise too_big
         await self._push(dst, header, segments)
-        return header.total_size
+        return Sent(header.total_size, codec_name)
 
     async def _push(self, dst: str, header: wire.Header, segments: list[memoryview]) -> None:
         """Send one value; retry transient failures until ``timeout_in_ms`` passes without progress.

@@ -1,0 +1,39 @@
+"""The data perimeter with real parties: no code from peers, the allow-list, the audit log."""
+
+from __future__ import annotations
+
+import json
+
+from harness import addresses, assert_ok, run_script
+
+
+def test_a_value_that_would_run_a_command_is_refused_and_the_audit_log_tells_what_left(tmp_path):
+    canary = tmp_path / "canary"
+
+    parties = run_script("perimeter.py", addresses("alice", "bob"), str(canary), str(tmp_path))
+
+    assert_ok(parties)
+    alice, bob = parties["alice"].output, parties["bob"].output
+    for out, name in ((alice, "alice"), (bob, "bob")):
+        assert f"{name} ALLOWED CLASS CROSSED" in out
+        assert f"{name} CANARY UNTOUCHED" in out
+    # bob, where the value arrived, says what was refused and how to allow it; alice is told.
+    assert "bob REFUSED" in bob and "posix.system" in bob and "serializing_allowed_list" in bob
+    assert "alice REFUSED FedRemoteError" in alice
+    # With the unsafe option the same value runs the command: the check above can fail.
+    assert "bob UNSAFE GOT '0'" in bob and "bob CANARY MADE" in bob
+
+    # The audit log: what left each party, in memory and in the JSON-lines file.
+    entries = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+               for name in ("alice", "bob")}
+    printed = json.loads(alice.split("alice AUDIT ", 1)[1].splitlines()[0])
+    assert printed == entries["alice"]
+    weights, exploit = entries["alice"]
+    assert (weights["function"], weights["destination"], weights["outcome"]) == (
+        "__main__.make_weights", "bob", "sent")
+    assert weights["bytes"] > 0 and weights["time"] >= weights["started"] and weights["job"] == "safe"
+    assert (exploit["function"], exploit["outcome"]) == ("__main__.make_exploit", "failed")
+    assert "posix.system" in exploit["reason"]
+    # bob sent alice the result of `total` and an error report for `describe`, nothing else.
+    assert [(e["function"], e["destination"], e["outcome"]) for e in entries["bob"]] == [
+        ("__main__.total", "alice", "sent"), ("__main__.describe", "alice", "error")]
