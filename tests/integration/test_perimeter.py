@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from harness import addresses, assert_ok, run_script
 
@@ -37,3 +39,25 @@ def test_a_value_that_would_run_a_command_is_refused_and_the_audit_log_tells_wha
     # bob sent alice the result of `total` and an error report for `describe`, nothing else.
     assert [(e["function"], e["destination"], e["outcome"]) for e in entries["bob"]] == [
         ("__main__.total", "alice", "sent"), ("__main__.describe", "alice", "error")]
+
+
+def test_an_impostor_with_a_valid_certificate_of_another_party_is_refused_both_ways(tmp_path):
+    certs, marks = tmp_path / "certs", tmp_path / "marks"
+    marks.mkdir()
+    subprocess.run([sys.executable, "-m", "fed", "certs", "--parties", "alice,bob,carol", "--out", str(certs)],
+                   check=True)  # as the README's TLS section does
+    addrs = addresses("alice", "bob")
+
+    parties = run_script("impostor.py", addrs, str(certs), str(marks), parties=["impostor", "alice", "bob"])
+
+    assert_ok(parties)
+    impostor = parties["impostor"].output
+    # As a sender: alice's receiver refuses a push claiming bob from a certificate naming carol.
+    assert "IMPOSTOR PUSH REFUSED" in impostor and "PERMISSION_DENIED" in impostor, impostor
+    assert "does not name the claimed source party 'bob'" in impostor
+    # As a server: alice pushed her secret to bob's address while the impostor held it, and it got nothing.
+    assert "IMPOSTOR SERVER TOOK 0 VALUES" in impostor
+    # The result is the honest one, and alice's only push reached the real bob.
+    for name in ("alice", "bob"):
+        assert f"{name} RESULT 42" in parties[name].output
+    assert "alice SENT [('bob', 'sent')]" in parties["alice"].output
