@@ -28,6 +28,7 @@ DEFAULT_ALLOWED: dict[str, frozenset[str]] = {
     "numpy._core.numeric": frozenset({"_frombuffer"}),
     "numpy.dtypes": frozenset({"*"}),
     "fed._exceptions": frozenset({"FedRemoteError"}),
+    "fed._serialization.tensors": frozenset({"rebuild_tensor"}),  # torch tensors as numpy data
 }
 
 

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Mapping
 from typing import Any
 
+from fed._serialization import tensors
 from fed._serialization.allowlist import restricted_loads
 
 PICKLE5 = "pickle5"
 
 
+class _TensorPickler(pickle.Pickler):
+    """Pickles torch tensors as numpy data (see ``tensors``); used only when torch is loaded."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        return tensors.reduce_tensor(obj)
+
+
 def encode(value: Any) -> list[memoryview]:
     """Segments of ``value``: the pickle stream, then each out-of-band buffer, none copied."""
     buffers: list[pickle.PickleBuffer] = []
-    head = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-    return [memoryview(head)] + [b.raw() for b in buffers]
+    if tensors.torch_loaded():
+        stream = io.BytesIO()
+        _TensorPickler(stream, protocol=5, buffer_callback=buffers.append).dump(value)
+        head = stream.getbuffer()
+    else:
+        head = memoryview(pickle.dumps(value, protocol=5, buffer_callback=buffers.append))
+    return [head] + [b.raw() for b in buffers]
 
 
 def decode(segments: list[memoryview], allowed: Mapping[str, frozenset[str]] | None) -> Any:
