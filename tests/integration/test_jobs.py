@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from harness import ROOT, SCRIPTS, addresses, assert_ok, kill, report, run_script, start, wait_all
 
 from fed._security.certs import make_certs
@@ -65,11 +66,19 @@ def test_a_party_that_starts_late_is_waited_for():
     assert results(parties) == {"alice": "5", "bob": "5"}
 
 
-def test_quick_start_through_fed_run():
-    proc = subprocess.run([sys.executable, "-m", "fed", "run", "--parties", "alice,bob", "examples/quickstart.py"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+@pytest.mark.parametrize("tls", [False, True])
+def test_quick_start_through_fed_run(tmp_path, tls):
+    fed_cli = [sys.executable, "-m", "fed"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    tls_args = []
+    if tls:  # the README's TLS section, end to end
+        subprocess.run([*fed_cli, "certs", "--parties", "alice,bob", "--out", str(tmp_path)], check=True, env=env)
+        tls_args = ["--tls", str(tmp_path)]
+
+    proc = subprocess.run([*fed_cli, "run", "--parties", "alice,bob", "examples/quickstart.py", *tls_args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "[alice] The result in party alice is 5" in proc.stdout
     assert "[bob] The result in party bob is 5" in proc.stdout
+    assert ("parties are not authenticated" in proc.stdout + proc.stderr) != tls
