@@ -25,6 +25,11 @@ def test_a_value_that_would_run_a_command_is_refused_and_the_audit_log_tells_wha
     # With the unsafe option the same value runs the command: the check above can fail.
     assert "bob UNSAFE GOT '0'" in bob and "bob CANARY MADE" in bob
 
+    # Back-pressure from bob's buffer cap: alice was told to wait, and every value arrived.
+    for out, name in ((alice, "alice"), (bob, "bob")):
+        assert f"{name} CAPPED [1000000, 1000000, 1000000]" in out
+    assert "max_buffered_bytes=1500000" in alice and "retrying" in alice
+
     # The audit log: what left each party, in memory and in the JSON-lines file.
     entries = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
                for name in ("alice", "bob")}

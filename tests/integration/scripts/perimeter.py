@@ -6,14 +6,17 @@ Job ``safe`` (defaults plus an allow-listed class): the allow-listed Weights cro
 which unpickles as ``os.system('touch CANARY')``, is refused at bob (the error names
 ``posix.system``), alice is told, and the canary is never made. Job ``unsafe``: bob sets
 ``allow_unsafe_deserialization``, and the same value does run the command — so the canary check
-above can fail.
+above can fail. Job ``capped``: bob's ``max_buffered_bytes`` holds alice's pushes back until
+bob's program consumes what it holds.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
+import numpy as np
 import perimeter_types
 import ray
 from common import args
@@ -29,6 +32,16 @@ def make_weights():
 @fed.remote
 def total(w):
     return sum(w.values)
+
+
+@fed.remote
+def make_ones(n):
+    return np.ones(n, dtype=np.uint8)
+
+
+@fed.remote
+def size(x):
+    return x.size
 
 
 @fed.remote
@@ -69,6 +82,17 @@ def main() -> None:
     print(f"{party} UNSAFE GOT {fed.get(seen)!r}")
     fed.shutdown()
     print(f"{party} CANARY {'MADE' if os.path.exists(canary) else 'ABSENT'}")
+
+    # bob buffers at most 1.5 MB of values he has not consumed: alice's three 1 MB values wait
+    # at alice until bob's program, busy for 3 s, takes them one by one.
+    comm = {"max_buffered_bytes": 1_500_000, "timeout_in_ms": 20_000}
+    fed.init(addresses=addrs, party=party, job_name="capped", config={"cross_silo_comm": comm},
+             logging_level="info")
+    arrays = [make_ones.party("alice").remote(10**6) for _ in range(3)]
+    if party == "bob":
+        time.sleep(3)
+    print(f"{party} CAPPED {fed.get([size.party('bob').remote(a) for a in arrays])}")
+    fed.shutdown()
     ray.shutdown()
 
 
