@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fed._api import audit_log, get, init, kill, shutdown
-from fed._exceptions import FedDivergenceError, FedError, FedRemoteError, FedSendError
+from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle, remote
 
@@ -12,6 +12,7 @@ __all__ = [
     "FedDivergenceError",
     "FedError",
     "FedObject",
+    "FedPeerLostError",
     "FedRemoteError",
     "FedSendError",
     "audit_log",

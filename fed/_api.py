@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ import ray
 
 from fed._config import FedConfig, build_config
 from fed._exceptions import FedError, FedRemoteError
-from fed._runtime import context
+from fed._runtime import context, excepthook
 from fed._runtime.audit import AuditLog
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle
@@ -21,6 +22,7 @@ from fed._transport.sender_host import actor_options, start_sender
 
 logger = logging.getLogger("fed")
 _SHUTDOWN_WAIT_S = 60.0
+_ABORT_WAIT_S = 5.0
 _atexit_registered = False
 _warned_no_tls = False
 _last_audit: AuditLog | None = None
@@ -77,6 +79,7 @@ def init(
             ray.shutdown()
         raise
     context.set_current(runtime)
+    excepthook.install(runtime.record_failure)
     global _atexit_registered
     if not _atexit_registered:
         atexit.register(shutdown)
@@ -108,6 +111,7 @@ def _start_proxies(cfg: FedConfig, owns_ray: bool,
         if cfg.barrier_on_initializing:
             for answer in [sender.ping(p) for p in cfg.peers]:
                 answer.result()
+            ray.get(receiver.peers_started.remote(cfg.peers))
     except Exception as exc:
         if sender is not None:
             sender.stop(timeout=5)
@@ -195,16 +199,27 @@ def audit_log() -> list[dict[str, Any]]:
 
 
 def shutdown() -> None:
-    """Wait for pending pushes, stop the receiver and sender, and stop Ray if ``fed.init`` started it."""
+    """Wait for pending pushes, tell the peers, stop the receiver and sender, and Ray if fed started it.
+
+    Called while an exception propagates (from an ``except`` or ``finally`` block, or by ``atexit``
+    after an uncaught exception or Ctrl+C), it waits only briefly for pushes and tells the peers
+    this party aborted: their waits for values from it raise ``FedRemoteError`` at once. Otherwise
+    it waits up to 60 s for pushes in flight, then tells the peers this party finished.
+    """
     runtime = context.active()
     if runtime is None:
         return
+    runtime.closing = True
     context.set_current(None)
+    excepthook.uninstall()
     global _last_audit
     _last_audit = runtime.audit
+    failure = runtime.failure or sys.exc_info()[1]
     try:
-        for problem in runtime.drain(_SHUTDOWN_WAIT_S):
+        for problem in runtime.drain(_SHUTDOWN_WAIT_S if failure is None else _ABORT_WAIT_S,
+                                     expect_values=failure is None):
             logger.error("fed.shutdown: %s", problem)
+        runtime.say_goodbye(failure)
         runtime.audit.close()
         runtime.sender.stop(timeout=10)
         ray.get(runtime.receiver.stop.remote(), timeout=10)

@@ -34,6 +34,8 @@ class CommConfig:
     inflight_window_in_bytes: int = 32 * MiB
     max_buffered_bytes: int = 32 * GiB
     allow_unsafe_deserialization: bool = False
+    liveness_timeout_in_ms: int = 5000
+    max_wait_in_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,11 @@ _COMM_TYPES: dict[str, tuple[type, ...]] = {
     "inflight_window_in_bytes": (int,),
     "max_buffered_bytes": (int,),
     "allow_unsafe_deserialization": (bool,),
+    "liveness_timeout_in_ms": (int,),
+    "max_wait_in_ms": (int, type(None)),
 }
 _POSITIVE = ("timeout_in_ms", "messages_max_size_in_bytes", "max_concurrency", "chunk_size_in_bytes",
-             "inflight_window_in_bytes", "max_buffered_bytes")
+             "inflight_window_in_bytes", "max_buffered_bytes", "liveness_timeout_in_ms", "max_wait_in_ms")
 _CONFIG_KEYS = ("cross_silo_comm", "barrier_on_initializing", "audit_log_file")
 _CLUSTER_ENTRY_KEYS = ("address", "listen_addr")
 
@@ -132,7 +136,7 @@ def parse_comm(raw: Mapping[str, Any] | None) -> CommConfig:
         if not isinstance(value, types) or (int in types and isinstance(value, bool) and bool not in types):
             names = " or ".join(t.__name__ for t in types)
             raise ValueError(f"cross_silo_comm[{key!r}] must be {names}, got {value!r}")
-        if key in _POSITIVE and value <= 0:
+        if key in _POSITIVE and value is not None and value <= 0:
             raise ValueError(f"cross_silo_comm[{key!r}] must be positive, got {value!r}")
     allowed = raw.get("serializing_allowed_list")
     if allowed is not None:

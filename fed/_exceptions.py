@@ -4,6 +4,7 @@
     ├── FedError                 base of everything fed raises itself
     │   ├── FedRemoteError       a value another party owns could not be produced there
     │   ├── FedSendError         a value could not be delivered to a peer
+    │   ├── FedPeerLostError     a peer this party waits for stopped answering (its process died?)
     │   └── FedDivergenceError   the parties' programs took different paths
     └── ValueError / TypeError   misuse of the API (bad config, calling a remote function directly)
 """
@@ -45,3 +46,7 @@ class FedSendError(FedError):
 
 class FedDivergenceError(FedError):
     """The parties ran different programs: a value arrived for a call that differs from ours."""
+
+
+class FedPeerLostError(FedError):
+    """A peer this party waits for stopped answering for ``liveness_timeout_in_ms``."""

@@ -39,6 +39,8 @@ class Runtime:
         self._failure_handler = sending_failure_handler
         self._sends = SendWatcher(self._send_failed)
         self.audit = AuditLog(config.job_name, config.party, config.audit_log_file)
+        self.failure: BaseException | None = None  # what ended this party's program, if it failed
+        self.closing = False  # fed.shutdown has begun: the main thread is not to be interrupted
 
     def next_call_id(self) -> int:
         """The id of the next ``.remote()`` call; advances the same way at every party."""
@@ -84,9 +86,24 @@ class Runtime:
         logger.error("fed: %s", exc)
         if self._failure_handler is not None:
             self._failure_handler(exc)
-        if self.config.comm.exit_on_sending_failure:
+        if self.config.comm.exit_on_sending_failure and not self.closing:
             logger.error("fed: stopping this party because exit_on_sending_failure is set")
+            self.record_failure(exc)
             _thread.interrupt_main()
+
+    def record_failure(self, exc: BaseException) -> None:
+        """Remember the first error that ends this party's program (told to peers at shutdown)."""
+        if self.failure is None:
+            self.failure = exc
+
+    def say_goodbye(self, failure: BaseException | None, timeout: float = 5.0) -> None:
+        """Tell every peer this party sends nothing more: it ``finished``, or ``aborted`` with ``failure``."""
+        if failure is None:
+            byes = [self.sender.bye(p, "finished") for p in self.config.peers]
+        else:
+            cause = f"{type(failure).__name__}: {failure}" if self.config.comm.expose_error_trace else None
+            byes = [self.sender.bye(p, "aborted", type(failure).__name__, cause) for p in self.config.peers]
+        concurrent.futures.wait(byes, timeout)
 
     def receive(self, obj: FedObject) -> Any:
         """The Ray ObjectRef of a value another party pushes here (asked for once per object)."""
@@ -115,15 +132,16 @@ class Runtime:
             return obj
         _map_fed_objects((args, kwargs), push)
 
-    def drain(self, timeout: float) -> list[str]:
-        """Wait up to ``timeout`` s for pushes in flight and expected receives; describe what is left."""
+    def drain(self, timeout: float, expect_values: bool = True) -> list[str]:
+        """Wait up to ``timeout`` s for pushes in flight (and values this party waits for, if
+        ``expect_values``); describe what is left."""
         problems = []
         left, failures = self._sends.drain(timeout)
         if left:
             problems.append(f"{left} push(es) still in flight after {timeout:.0f} s")
         if failures:
             problems.append(f"{len(failures)} push(es) failed, the first: {failures[0]}")
-        if not failures:  # after a failed push, peers are not worth waiting for
+        if expect_values and not failures:  # after a failed push, peers are not worth waiting for
             # The receiver knows what this party still waits for; the driver keeps no ObjectRef
             # of received values, which would pin each one in the object store until shutdown.
             waiting = ray.get(self.receiver.settle.remote(timeout))

@@ -11,11 +11,12 @@ import grpc
 import numpy as np
 
 from fed._config import FedConfig
-from fed._exceptions import FedDivergenceError, FedError, FedRemoteError
+from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError
 from fed._security.identity import peer_is
 from fed._serialization import codec
 from fed._serialization.allowlist import merge_allowed
 from fed._transport import grpc_setup, wire
+from fed._transport.liveness import Gone, PeerWatch
 
 logger = logging.getLogger("fed.receiver")
 
@@ -55,6 +56,8 @@ class Receiver:
         self._consumed: set[tuple[str, str]] = set()
         self._held: dict[tuple[str, str], int] = {}  # payload bytes per key received or receiving
         self._buffered = 0
+        self._waiting: dict[tuple[str, str], str] = {}  # keys this party waits for -> expected fingerprint
+        self._peers = PeerWatch(config, self._peer_gone)
         self._server: grpc.aio.Server | None = None
         self._counts = {"values": 0, "duplicates": 0}
 
@@ -66,6 +69,7 @@ class Receiver:
             "Push": grpc.stream_stream_rpc_method_handler(self._push),
             "PushWhole": grpc.unary_unary_rpc_method_handler(self._push_whole),
             "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
+            "Bye": grpc.unary_unary_rpc_method_handler(self._bye),
         })])
         address = cfg.listen_address
         try:
@@ -86,6 +90,7 @@ class Receiver:
 
     async def stop(self, grace: float = 1.0) -> None:
         """Stop serving; pending waits for values fail."""
+        await self._peers.stop()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
@@ -98,7 +103,19 @@ class Receiver:
         key = (src, object_id)
         if key in self._consumed:
             raise RuntimeError(f"value {object_id} from {src!r} was already handed out")
-        arrived = await self._slot(key)
+        slot = self._slot(key)
+        if not slot.done():
+            gone = self._peers.gone(src)
+            if gone is not None:
+                del self._slots[key]
+                raise self._gone_error(src, gone, object_id, fingerprint)
+            self._waiting[key] = fingerprint
+            self._peers.watch(src, lambda: any(k[0] == src for k in self._waiting))
+            try:
+                await self._wait(slot, src, object_id, fingerprint)
+            finally:
+                self._waiting.pop(key, None)
+        arrived = slot.result()
         del self._slots[key]
         self._consumed.add(key)
         self._release(key)
@@ -111,12 +128,52 @@ class Receiver:
             raise arrived.error
         return arrived.value
 
+    async def _wait(self, slot: asyncio.Future, src: str, object_id: str, fingerprint: str) -> None:
+        """Until the slot holds a value or an error; with ``max_wait_in_ms``, an error once that passes."""
+        limit = self._config.comm.max_wait_in_ms
+        if limit is None:
+            await asyncio.shield(slot)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(slot), limit / 1000)
+        except asyncio.TimeoutError:
+            del self._slots[(src, object_id)]
+            self._consumed.add((src, object_id))  # should it come later, it is dropped
+            raise FedError(f"party {self._config.party!r} waited max_wait_in_ms={limit} for value "
+                           f"{object_id} ({fingerprint}) from party {src!r}") from None
+
+    def _peer_gone(self, party: str) -> None:
+        """``party`` will send nothing more: every wait on it ends with an error that says why."""
+        gone = self._peers.gone(party)
+        for (src, object_id), fingerprint in list(self._waiting.items()):
+            if src == party:
+                self._deliver((src, object_id), _Arrived(
+                    fingerprint, error=self._gone_error(src, gone, object_id, fingerprint)))
+
+    def _gone_error(self, src: str, gone: Gone, object_id: str, fingerprint: str) -> FedError:
+        me = self._config.party
+        what = f"value {object_id} ({fingerprint}) that party {me!r} waits for"
+        if gone.kind == "finished":
+            return FedDivergenceError(f"party {src!r} finished its program without sending {what}: "
+                                      "the parties' programs diverged (they made different calls)")
+        if gone.kind == "aborted":
+            detail = f": {gone.cause}" if gone.cause else ""
+            return FedRemoteError(src, gone.error_type or "Exception",
+                                  f"its program stopped before sending {what}{detail}")
+        return FedPeerLostError(f"party {src!r} is lost ({gone.cause}); {what} will not come. "
+                                "Did its process die?")
+
     async def settle(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for the values this party asked for; how many never came."""
         waiting = [fut for fut in self._slots.values() if not fut.done()]
         if waiting:
             await asyncio.wait(waiting, timeout=timeout)
         return sum(not fut.done() for fut in waiting)
+
+    def peers_started(self, parties: list[str]) -> None:
+        """These peers answered at ``fed.init``: from now on, silence for ``liveness_timeout_in_ms`` is loss."""
+        for party in parties:
+            self._peers.seen(party)
 
     def counts(self) -> dict[str, int]:
         """Pushes taken so far (values stored, duplicates dropped) and payload bytes buffered now."""
@@ -130,6 +187,24 @@ class Receiver:
 
     async def _ping(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return json.dumps({"party": self._config.party, "job": self._config.job_name}).encode()
+
+    async def _bye(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """A peer will send nothing more in this job (its program finished or aborted)."""
+        try:
+            try:
+                body = wire.decode_json(request, "goodbye")
+            except wire.WireError as exc:
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+            src = body.get("src")
+            if body.get("kind") not in wire.BYE_KINDS or not isinstance(src, str):
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "malformed goodbye")
+            self._check_source(body.get("job"), src, context)
+            cause = body.get("cause")
+            self._peers.mark_gone(src, Gone(body["kind"], str(body.get("error_type") or ""),
+                                            cause if isinstance(cause, str) else None))
+            return b"ok"
+        except _Refused as refused:
+            await _refuse(refused, context)
 
     async def _push(self, requests, context: grpc.aio.ServicerContext) -> None:
         try:
@@ -181,6 +256,7 @@ class Receiver:
         except wire.WireError as exc:
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         self._check(header, context)
+        self._peers.seen(header.src)
         key = (header.src, header.object_id)
         if key in self._consumed or (key in self._slots and self._slots[key].done()):
             logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
@@ -227,19 +303,24 @@ class Receiver:
         if not fut.done():
             fut.set_result(arrived)
 
+    def _check_source(self, job: Any, src: str, context: grpc.aio.ServicerContext) -> None:
+        """The message is for this job and comes from a peer (proved by its certificate with TLS)."""
+        cfg = self._config
+        if job != cfg.job_name:
+            raise _Refused(grpc.StatusCode.NOT_FOUND,
+                           f"unknown job {job!r}: party {cfg.party!r} serves job {cfg.job_name!r} here")
+        if src not in cfg.addresses or src == cfg.party:
+            raise _Refused(grpc.StatusCode.PERMISSION_DENIED, f"unknown source party {src!r}")
+        if cfg.tls is not None and not peer_is(context.auth_context(), src):
+            raise _Refused(grpc.StatusCode.PERMISSION_DENIED,
+                           f"peer certificate does not name the claimed source party {src!r}")
+
     def _check(self, header: wire.Header, context: grpc.aio.ServicerContext) -> None:
         cfg = self._config
-        if header.job != cfg.job_name:
-            raise _Refused(grpc.StatusCode.NOT_FOUND,
-                           f"unknown job {header.job!r}: party {cfg.party!r} serves job {cfg.job_name!r} here")
         if header.dst != cfg.party:
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
                            f"push addressed to {header.dst!r} reached party {cfg.party!r}")
-        if header.src not in cfg.addresses or header.src == cfg.party:
-            raise _Refused(grpc.StatusCode.PERMISSION_DENIED, f"unknown source party {header.src!r}")
-        if cfg.tls is not None and not peer_is(context.auth_context(), header.src):
-            raise _Refused(grpc.StatusCode.PERMISSION_DENIED,
-                           f"peer certificate does not name the claimed source party {header.src!r}")
+        self._check_source(header.job, header.src, context)
         limit = cfg.comm.messages_max_size_in_bytes
         if header.total_size > limit:
             raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,

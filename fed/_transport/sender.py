@@ -26,8 +26,9 @@ class Sent(NamedTuple):
     codec: str
 
 
-# Failures that mean "the peer is not reachable right now": worth another try.
-_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# Failures that mean "the peer is not reachable right now": worth another try. A connection cut in
+# the middle of a stream surfaces as INTERNAL ("Internal error from Core") in grpc aio.
+_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
 
 
 class Sender:
@@ -94,8 +95,32 @@ class Sender:
             error = memoryview(self._error_frame(too_big))
             await self._push(dst, dataclasses.replace(header, codec="error", segments=(error.nbytes,)), [error])
             raise too_big
-        await self._push(dst, header, segments)
+        try:
+            await self._push(dst, header, segments)
+        except FedSendError as exc:
+            await self._tell_failure(dst, header, exc)
+            raise
         return Sent(header.total_size, codec_name)
+
+    async def _tell_failure(self, dst: str, header: wire.Header, exc: FedSendError) -> None:
+        """One short try to tell ``dst`` the value will not come, so it does not wait for it.
+
+        Often ``dst`` cannot be reached at all (that is why the push failed); then its liveness
+        pings tell it this party is gone, or this party's goodbye does.
+        """
+        error = memoryview(self._error_frame(exc))
+        notice = dataclasses.replace(header, codec="error", segments=(error.nbytes,))
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                await self._send_whole(dst, notice, [error], max(0.1, deadline - time.monotonic()), _Window(0))
+                return
+            except grpc.aio.AioRpcError as rpc_error:
+                if rpc_error.code() not in _TRANSIENT:  # e.g. it already holds an error for the value
+                    return
+            except asyncio.TimeoutError:
+                return
+            await asyncio.sleep(0.1)
 
     async def _push(self, dst: str, header: wire.Header, segments: list[memoryview]) -> None:
         """Send one value; retry transient failures until ``timeout_in_ms`` passes without progress.
@@ -161,6 +186,22 @@ class Sender:
             if self._config.comm.expose_error_trace:
                 body["cause"] = str(exc)
         return json.dumps(body).encode()
+
+    async def bye(self, dst: str, kind: str, error_type: str = "", cause: str | None = None) -> bool:
+        """Tell ``dst`` this party sends nothing more (its program ``finished`` or ``aborted``).
+
+        One try of at most two seconds: a peer that does not answer is gone already or will
+        notice this party is gone by its pings. Returns whether ``dst`` took it.
+        """
+        cfg = self._config
+        call = self._channel(dst).unary_unary(wire.BYE_METHOD)
+        try:
+            await call(wire.encode_bye(cfg.job_name, cfg.party, kind, error_type, cause), timeout=2.0,
+                       metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            logger.info("could not say goodbye to %s: %s", dst, _describe(exc))
+            return False
+        return True
 
     async def stop(self) -> None:
         """Close every channel."""

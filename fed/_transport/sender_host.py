@@ -39,6 +39,10 @@ class ThreadSender:
         """Wait until ``dst`` answers."""
         return self._run(self._sender.ping(dst))
 
+    def bye(self, dst: str, kind: str, error_type: str = "", cause: str | None = None) -> concurrent.futures.Future:
+        """Tell ``dst`` this party sends nothing more."""
+        return self._run(self._sender.bye(dst, kind, error_type, cause))
+
     def stop(self, timeout: float) -> None:
         """Close the channels and end the thread."""
         try:
@@ -67,6 +71,10 @@ class ActorSender:
     def ping(self, dst: str) -> concurrent.futures.Future:
         """Wait until ``dst`` answers."""
         return self._actor.ping.remote(dst).future()
+
+    def bye(self, dst: str, kind: str, error_type: str = "", cause: str | None = None) -> concurrent.futures.Future:
+        """Tell ``dst`` this party sends nothing more."""
+        return self._actor.bye.remote(dst, kind, error_type, cause).future()
 
     def stop(self, timeout: float) -> None:
         """Close the channels and kill the actor."""

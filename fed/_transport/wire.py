@@ -14,6 +14,8 @@ MAX_HEADER_BYTES = 1 << 20
 PUSH_METHOD = "/fed.Receiver/Push"
 PUSH_WHOLE_METHOD = "/fed.Receiver/PushWhole"
 PING_METHOD = "/fed.Receiver/Ping"
+BYE_METHOD = "/fed.Receiver/Bye"
+BYE_KINDS = ("finished", "aborted")
 CODECS = ("pickle5", "error")
 ACK = b"A"
 FINAL_ANSWERS = (b"ok", b"duplicate")
@@ -160,6 +162,11 @@ def decode_ack(message: bytes) -> int | None:
 def encode_ping(job: str, src: str) -> bytes:
     """A ping asks a receiver which party and job it serves."""
     return json.dumps({"job": job, "src": src}).encode()
+
+
+def encode_bye(job: str, src: str, kind: str, error_type: str = "", cause: str | None = None) -> bytes:
+    """A goodbye: ``src`` sends nothing more in ``job``, because its program ``finished`` or ``aborted``."""
+    return json.dumps({"job": job, "src": src, "kind": kind, "error_type": error_type, "cause": cause}).encode()
 
 
 def decode_json(frame: bytes, what: str) -> dict:

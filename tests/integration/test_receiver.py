@@ -12,7 +12,7 @@ import pytest
 from harness import free_ports
 
 from fed._config import build_config
-from fed._exceptions import FedDivergenceError, FedError, FedRemoteError, FedSendError
+from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
 from fed._transport import wire
 from fed._transport.receiver import Receiver
 from fed._transport.sender import Sender
@@ -149,6 +149,9 @@ def test_values_nobody_consumes_stop_at_max_buffered_bytes_and_honest_pushes_go_
         np.testing.assert_array_equal(await receiver.get("alice", "1:0", "f@alice#1"), big)
         assert (await later).nbytes > 0
         np.testing.assert_array_equal(await receiver.get("alice", "5:0", "f@alice#5"), big)
+        # The push of 3:0 that gave up left a small notice instead, for whoever waits for 3:0.
+        with pytest.raises(FedRemoteError, match="FedSendError raised at party 'alice'"):
+            await receiver.get("alice", "3:0", "f@alice#3")
         assert receiver.counts()["buffered_bytes"] == 0
 
     with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=4096, timeout_in_ms=1500)
@@ -291,6 +294,9 @@ def test_a_stalled_transfer_fails_after_timeout_in_ms(monkeypatch):
         with pytest.raises(FedSendError, match="no progress"):
             await sender.send("bob", "1:0", "f@alice#1", ready(np.zeros(2**24, dtype=np.uint8)))
         assert asyncio.get_running_loop().time() - started < 10
+        # bob, who waits for the value, is told it will not come.
+        with pytest.raises(FedRemoteError, match="FedSendError raised at party 'alice'"):
+            await asyncio.wait_for(receiver.get("alice", "1:0", "f@alice#1"), 3)
 
     with_bob(test, timeout_in_ms=1000, chunk_size_in_bytes=64 * 1024)
 
@@ -365,3 +371,101 @@ def test_a_sender_talks_only_to_a_server_whose_certificate_names_the_destination
             assert receiver.counts() == {"values": 0, "duplicates": 0, "buffered_bytes": 0}
 
     asyncio.run(main())
+
+
+async def say_bye(address, src="alice", kind="finished", job="j", error_type="", cause=None):
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            return await channel.unary_unary(wire.BYE_METHOD)(wire.encode_bye(job, src, kind, error_type, cause),
+                                                              timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+
+
+def test_a_peer_that_finished_without_sending_a_value_is_divergence_at_once():
+    async def test(sender, receiver, address):
+        await sender.send("bob", "1:0", "f@alice#1", ready("sent before goodbye"))
+        waiting = asyncio.ensure_future(receiver.get("alice", "2:0", "g@alice#2"))
+        await asyncio.sleep(0.1)
+        assert await say_bye(address) == b"ok"
+        with pytest.raises(FedDivergenceError, match=r"'alice' finished its program without sending value 2:0 "
+                                                     r"\(g@alice#2\) that party 'bob' waits for"):
+            await asyncio.wait_for(waiting, 2)
+        with pytest.raises(FedDivergenceError, match="value 3:0"):  # later waits too, at once
+            await asyncio.wait_for(receiver.get("alice", "3:0", "h@alice#3"), 2)
+        assert await receiver.get("alice", "1:0", "f@alice#1") == "sent before goodbye"
+
+    with_bob(test)
+
+
+def test_an_aborted_peer_is_a_remote_error_naming_it():
+    async def test(sender, receiver, address):
+        waiting = asyncio.ensure_future(receiver.get("alice", "2:0", "g@alice#2"))
+        await asyncio.sleep(0.1)
+        assert await say_bye(address, kind="aborted", error_type="KeyboardInterrupt") == b"ok"
+        with pytest.raises(FedRemoteError, match="KeyboardInterrupt raised at party 'alice'.*value 2:0") as info:
+            await asyncio.wait_for(waiting, 2)
+        assert info.value.src_party == "alice" and info.value.error_type == "KeyboardInterrupt"
+
+    with_bob(test)
+
+
+@pytest.mark.parametrize("fields, code", [
+    ({"job": "other"}, grpc.StatusCode.NOT_FOUND),
+    ({"src": "mallory"}, grpc.StatusCode.PERMISSION_DENIED),
+    ({"src": "bob"}, grpc.StatusCode.PERMISSION_DENIED),
+    ({"kind": "vanished"}, grpc.StatusCode.INVALID_ARGUMENT),
+])
+def test_a_goodbye_from_no_peer_of_this_job_is_refused(fields, code):
+    async def test(sender, receiver, address):
+        assert await say_bye(address, **fields) == code
+        await sender.send("bob", "1:0", "f@alice#1", ready(1))
+        assert await receiver.get("alice", "1:0", "f@alice#1") == 1
+
+    with_bob(test)
+
+
+def test_a_peer_that_stops_answering_is_lost_within_the_liveness_timeout():
+    async def test(sender, receiver, address):  # nothing serves alice's address
+        receiver.peers_started(["alice"])  # as after the barrier of fed.init
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(FedPeerLostError, match=r"party 'alice' is lost \(no answer from 127.0.0.1:\d+ for 1 s\); "
+                                                   r"value 2:0 \(g@alice#2\) that party 'bob' waits for will not come"):
+            await receiver.get("alice", "2:0", "g@alice#2")
+        assert asyncio.get_running_loop().time() - started < 4
+        with pytest.raises(FedPeerLostError):  # and stays lost
+            await asyncio.wait_for(receiver.get("alice", "3:0", "g@alice#3"), 1)
+
+    with_bob(test, liveness_timeout_in_ms=1000)
+
+
+def test_a_peer_never_seen_may_still_be_starting_and_gets_timeout_in_ms():
+    async def test(sender, receiver, address):
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(FedPeerLostError, match="for 3 s"):
+            await receiver.get("alice", "2:0", "g@alice#2")
+        assert asyncio.get_running_loop().time() - started > 2.5
+
+    with_bob(test, liveness_timeout_in_ms=500, timeout_in_ms=3000)
+
+
+def test_a_slow_peer_that_answers_pings_is_waited_for():
+    alice, bob = configs(liveness_timeout_in_ms=500)
+
+    async def main():
+        async with serving(alice) as _, serving(bob, alice) as (receiver, (sender,)):
+            asyncio.get_running_loop().call_later(2.5, asyncio.ensure_future,
+                                                  sender.send("bob", "2:0", "g@alice#2", ready("late")))
+            assert await receiver.get("alice", "2:0", "g@alice#2") == "late"  # 5 liveness timeouts later
+
+    asyncio.run(main())
+
+
+def test_max_wait_in_ms_bounds_a_wait():
+    async def test(sender, receiver, address):
+        with pytest.raises(FedError, match="waited max_wait_in_ms=300 for value 2:0"):
+            await receiver.get("alice", "2:0", "g@alice#2")
+        await sender.send("bob", "2:0", "g@alice#2", ready("too late"))  # dropped, not held
+        assert receiver.counts()["buffered_bytes"] == 0
+
+    with_bob(test, max_wait_in_ms=300, liveness_timeout_in_ms=60_000)

@@ -1,0 +1,55 @@
+"""A party that stops while its peer waits for a value from it: alice must raise, promptly.
+
+    failures.py PARTY ADDRESSES_JSON MODE
+
+alice waits for ``slow`` at bob. bob, two seconds after the barrier, instead of running ``slow``:
+``killed`` — SIGKILLs its own driver (no goodbye: alice notices by liveness pings);
+``raises`` — dies of an uncaught ValueError; ``interrupted`` — gets Ctrl+C (SIGINT);
+``finished`` — ends its program normally (it made fewer calls: divergence).
+Except for ``killed``, liveness pings are slowed to 60 s, so only bob's goodbye can end alice's wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from common import args, cluster
+
+import fed
+
+
+@fed.remote
+def slow():
+    time.sleep(3600)
+    return 1
+
+
+def main() -> None:
+    party, addrs, (mode,) = args()
+    liveness = 5000 if mode == "killed" else 60_000
+    fed.init(address="local", cluster=cluster(addrs), party=party,
+             config={"cross_silo_comm": {"liveness_timeout_in_ms": liveness}})
+    if party == "bob":
+        time.sleep(2)
+        print(f"bob STOPPING at {time.time()}", flush=True)
+        if mode == "killed":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "raises":
+            raise ValueError("bob's program failed")
+        if mode == "interrupted":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(60)
+        fed.shutdown()
+        return
+    value = slow.party("bob").remote()
+    try:
+        fed.get(value)
+    except fed.FedError as exc:
+        print(f"alice RAISED at {time.time()} {type(exc).__name__}: {exc}", flush=True)
+    fed.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""A party that dies, fails or finishes early while another waits for it: the wait ends, promptly and clearly."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from harness import addresses, run_script
+
+EXPECTED = {
+    "killed": r"FedPeerLostError: party 'bob' is lost .*; value 1:0 \(__main__.slow@bob#1\) that party 'alice' "
+              r"waits for will not come",
+    "raises": r"FedRemoteError: ValueError raised at party 'bob': its program stopped before sending value 1:0 "
+              r"\(__main__.slow@bob#1\)",
+    "interrupted": r"FedRemoteError: KeyboardInterrupt raised at party 'bob': its program stopped before sending",
+    "finished": r"FedDivergenceError: party 'bob' finished its program without sending value 1:0 "
+                r"\(__main__.slow@bob#1\)",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(EXPECTED))
+def test_a_waiting_party_learns_within_seconds_that_its_peer_stopped(mode):
+    parties = run_script("failures.py", addresses("alice", "bob"), mode, timeout=120)
+
+    alice, bob = parties["alice"].output, parties["bob"].output
+    assert parties["alice"].returncode == 0, alice
+    stopped = float(re.search(r"bob STOPPING at ([\d.]+)", bob).group(1))
+    raised = re.search(r"alice RAISED at ([\d.]+) (.*)", alice)
+    assert raised, alice
+    assert re.search(EXPECTED[mode], raised.group(2)), raised.group(2)
+    # Within 10 s; a goodbye takes well under 5 s (liveness pings were slowed to 60 s there).
+    assert float(raised.group(1)) - stopped < (10 if mode == "killed" else 5), alice
