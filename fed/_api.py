@@ -23,6 +23,7 @@ from fed._transport.sender_host import actor_options, start_sender
 logger = logging.getLogger("fed")
 _SHUTDOWN_WAIT_S = 60.0
 _ABORT_WAIT_S = 5.0
+_SHARE_CALLS_AFTER_S = 1.0
 _atexit_registered = False
 _warned_no_tls = False
 _last_audit: AuditLog | None = None
@@ -162,7 +163,11 @@ def get(objects: Any) -> Any:
         else:
             refs.append(runtime.receive(obj))
     try:
-        values = ray.get(refs)
+        try:
+            values = ray.get(refs, timeout=_SHARE_CALLS_AFTER_S)
+        except ray.exceptions.GetTimeoutError:
+            runtime.share_calls()  # blocked: let the receiver compare this party's calls with its peers'
+            values = ray.get(refs)
     except ray.exceptions.RayTaskError as exc:
         if isinstance(unwrap(exc), FedError):
             raise _public(exc) from exc

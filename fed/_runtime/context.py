@@ -15,6 +15,7 @@ import ray
 
 from fed._config import FedConfig
 from fed._runtime.audit import AuditLog
+from fed._runtime.call_log import CallLog
 from fed._runtime.objects import FedObject
 from fed._runtime.send_watch import SendWatcher, unwrap
 
@@ -40,13 +41,23 @@ class Runtime:
         self._sends = SendWatcher(self._send_failed)
         self.audit = AuditLog(config.job_name, config.party, config.audit_log_file)
         self.failure: BaseException | None = None  # what ended this party's program, if it failed
+        self.calls = CallLog()
         self.closing = False  # fed.shutdown has begun: the main thread is not to be interrupted
 
-    def next_call_id(self) -> int:
-        """The id of the next ``.remote()`` call; advances the same way at every party."""
+    def new_call(self, fingerprint_of: Callable[[int], str]) -> tuple[int, str]:
+        """The id and fingerprint of the next ``.remote()`` call; ids advance the same way at every party."""
         with self._lock:
             self._next_call_id += 1
-            return self._next_call_id
+            fingerprint = fingerprint_of(self._next_call_id)
+            self.calls.add(fingerprint)
+            return self._next_call_id, fingerprint
+
+    def share_calls(self) -> None:
+        """Hand the calls made since last time to the receiver, which compares them with the peers'."""
+        with self._lock:
+            start, digests, fingerprints = self.calls.take_new()
+        if digests:
+            self.receiver.record_calls.remote(start, digests, fingerprints)
 
     def check_party(self, party: str) -> None:
         """A call names one of the configured parties."""

@@ -71,8 +71,9 @@ class _Bindable:
             raise ValueError(f"say which party runs it: {name}.party('alice').remote(...)")
         runtime = context.current()
         runtime.check_party(self._party)
-        call_id = runtime.next_call_id()
-        return runtime, self._party, call_id, f"{_qualname(self._lazy.target)}@{self._party}#{call_id}"
+        name, party = _qualname(self._lazy.target), self._party
+        call_id, fingerprint = runtime.new_call(lambda call_id: f"{name}@{party}#{call_id}")
+        return runtime, party, call_id, fingerprint
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = self._lazy.target.__name__
@@ -163,8 +164,8 @@ class FedActorMethod:
         actor = self._actor
         runtime = context.current()
         runtime.check_session(actor)
-        call_id = runtime.next_call_id()
-        fingerprint = f"{_qualname(actor._cls)}.{self._name}@{actor.owner}#{call_id}"
+        name = f"{_qualname(actor._cls)}.{self._name}"
+        call_id, fingerprint = runtime.new_call(lambda call_id: f"{name}@{actor.owner}#{call_id}")
         n = _check_num_returns(self._options)
         refs = None
         if actor.owner == runtime.party:

@@ -1,23 +1,30 @@
-"""Which peers are gone: they said goodbye (finished or aborted), or stopped answering pings.
+"""Which peers are gone: they said goodbye (finished or aborted), stopped answering, or diverged.
 
 The receiver asks ``PeerWatch`` before and while it waits for a value from a peer. While anything
 waits on a peer, the peer's receiver is pinged every ``liveness_timeout_in_ms / 5``; a peer that
 has not answered for ``liveness_timeout_in_ms`` is lost. A peer that is only slow (its task runs
 for an hour) keeps answering pings, so it is waited for. A peer never seen yet (no barrier at
 ``fed.init``, no answer, no push) may still be starting: it gets ``timeout_in_ms`` instead.
+Pings also compare the running digests of both parties' calls (``call_log``), so two programs
+that diverged and now wait on each other are told where.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 
 from fed._config import FedConfig
+from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError
+from fed._runtime.call_log import CallLog, first_difference
 from fed._transport import grpc_setup, wire
 
 logger = logging.getLogger("fed.receiver")
@@ -25,7 +32,8 @@ logger = logging.getLogger("fed.receiver")
 
 @dataclasses.dataclass(frozen=True)
 class Gone:
-    """Why a peer will send nothing more: ``finished`` its program, ``aborted`` it, or ``lost``."""
+    """Why a peer will send nothing more: ``finished`` its program, ``aborted`` it, ``lost``, or
+    ``diverged`` (its program made a different call than this party's)."""
 
     kind: str
     error_type: str = ""
@@ -35,8 +43,9 @@ class Gone:
 class PeerWatch:
     """Goodbyes received and pings sent, per peer; ``on_gone(party)`` is called once per peer."""
 
-    def __init__(self, config: FedConfig, on_gone: Callable[[str], None]) -> None:
+    def __init__(self, config: FedConfig, calls: CallLog, on_gone: Callable[[str], None]) -> None:
         self._config = config
+        self._calls = calls
         self._on_gone = on_gone
         self._gone: dict[str, Gone] = {}
         self._watches: dict[str, asyncio.Task] = {}
@@ -85,13 +94,41 @@ class PeerWatch:
         if channel is None:
             channel = grpc_setup.open_channel(cfg.addresses[party], party, cfg.tls, cfg.comm.chunk_size_in_bytes)
             self._channels[party] = channel
+        mine = len(self._calls)
         try:
-            answer = await channel.unary_unary(wire.PING_METHOD)(wire.encode_ping(cfg.job_name, cfg.party),
+            answer = await channel.unary_unary(wire.PING_METHOD)(wire.encode_ping(cfg.job_name, cfg.party, mine),
                                                                  timeout=timeout)
             body = wire.decode_json(answer, "ping answer")
         except (grpc.aio.AioRpcError, wire.WireError):
             return False
-        return body.get("party") == party and body.get("job") == cfg.job_name
+        if body.get("party") != party or body.get("job") != cfg.job_name:
+            return False
+        both = min(mine, body.get("calls") or 0)
+        if both and body.get("digest") != self._calls.digest(both):
+            await self._diverged(party, channel, both)
+        return True
+
+    async def _diverged(self, party: str, channel: grpc.aio.Channel, upto: int) -> None:
+        """Find the first call where ``party``'s program differs from this one's, and give up on it."""
+        ask = channel.unary_unary(wire.CALLS_METHOD)
+        try:
+            body = wire.decode_json(await ask(json.dumps({"upto": upto}).encode(), timeout=10), "calls")
+            first = first_difference(self._calls.digests(upto), base64.b64decode(body["digests"]))
+            body = wire.decode_json(await ask(json.dumps({"call": first}).encode(), timeout=10), "calls")
+        except (grpc.aio.AioRpcError, wire.WireError, KeyError, ValueError, TypeError) as exc:
+            logger.warning("could not compare calls with %s: %s", party, exc)
+            return
+        here = self._calls.fingerprint(first) or "(not kept)"
+        there = body.get("fingerprint") or "(not kept)"
+        me = self._config.party
+        cause = (f"the programs of parties {me!r} and {party!r} diverged at call {first}: "
+                 f"{me!r} made {here}, {party!r} made {there}")
+        self.mark_gone(party, Gone("diverged", cause=cause))
+        try:  # tell the peer too, in case it is not pinging this party right now
+            await channel.unary_unary(wire.BYE_METHOD)(
+                wire.encode_bye(self._config.job_name, me, "diverged", "", cause), timeout=2)
+        except grpc.aio.AioRpcError:
+            pass
 
     async def stop(self) -> None:
         for task in self._watches.values():
@@ -100,3 +137,44 @@ class PeerWatch:
             await channel.close()
         self._watches.clear()
         self._channels.clear()
+
+
+def gone_error(me: str, src: str, gone: Gone, object_id: str, fingerprint: str) -> FedError:
+    """The error for a wait at party ``me`` on a value from ``src``, which is gone."""
+    what = f"value {object_id} ({fingerprint}) that party {me!r} waits for"
+    if gone.kind == "finished":
+        return FedDivergenceError(f"party {src!r} finished its program without sending {what}: "
+                                  "the parties' programs diverged (they made different calls)")
+    if gone.kind == "diverged":
+        return FedDivergenceError(f"{gone.cause}; {what} will not come")
+    if gone.kind == "aborted":
+        detail = f": {gone.cause}" if gone.cause else ""
+        return FedRemoteError(src, gone.error_type or "Exception", f"its program stopped before sending {what}{detail}")
+    return FedPeerLostError(f"party {src!r} is lost ({gone.cause}); {what} will not come. Did its process die?")
+
+
+def ping_answer(config: FedConfig, calls: CallLog, request: bytes) -> bytes:
+    """Who answers (party, job) and, if the pinging party shared ``calls`` calls, this party's digest there."""
+    answer: dict[str, Any] = {"party": config.party, "job": config.job_name}
+    try:
+        theirs = wire.decode_json(request, "ping").get("calls")
+    except wire.WireError:
+        theirs = None
+    both = min(theirs, len(calls)) if isinstance(theirs, int) else 0
+    if both > 0:
+        answer.update(calls=len(calls), digest=calls.digest(both))
+    return json.dumps(answer).encode()
+
+
+def calls_answer(calls: CallLog, request: bytes) -> bytes | None:
+    """The digests of the first ``upto`` calls, or the fingerprint of ``call``; None if malformed."""
+    try:
+        body = wire.decode_json(request, "calls request")
+    except wire.WireError:
+        return None
+    upto, call = body.get("upto"), body.get("call")
+    if isinstance(upto, int) and 0 < upto <= len(calls):
+        return json.dumps({"digests": base64.b64encode(calls.digests(upto)).decode()}).encode()
+    if isinstance(call, int) and 0 < call <= len(calls):
+        return json.dumps({"fingerprint": calls.fingerprint(call)}).encode()
+    return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -11,12 +10,13 @@ import grpc
 import numpy as np
 
 from fed._config import FedConfig
-from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError
+from fed._exceptions import FedDivergenceError, FedError, FedRemoteError
+from fed._runtime.call_log import CallLog
 from fed._security.identity import peer_is
 from fed._serialization import codec
 from fed._serialization.allowlist import merge_allowed
 from fed._transport import grpc_setup, wire
-from fed._transport.liveness import Gone, PeerWatch
+from fed._transport.liveness import Gone, PeerWatch, calls_answer, gone_error, ping_answer
 
 logger = logging.getLogger("fed.receiver")
 
@@ -57,7 +57,8 @@ class Receiver:
         self._held: dict[tuple[str, str], int] = {}  # payload bytes per key received or receiving
         self._buffered = 0
         self._waiting: dict[tuple[str, str], str] = {}  # keys this party waits for -> expected fingerprint
-        self._peers = PeerWatch(config, self._peer_gone)
+        self._calls = CallLog()  # this party's calls, as far as its driver has shared them
+        self._peers = PeerWatch(config, self._calls, self._peer_gone)
         self._server: grpc.aio.Server | None = None
         self._counts = {"values": 0, "duplicates": 0}
 
@@ -70,6 +71,7 @@ class Receiver:
             "PushWhole": grpc.unary_unary_rpc_method_handler(self._push_whole),
             "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
             "Bye": grpc.unary_unary_rpc_method_handler(self._bye),
+            "Calls": grpc.unary_unary_rpc_method_handler(self._calls_of),
         })])
         address = cfg.listen_address
         try:
@@ -108,7 +110,7 @@ class Receiver:
             gone = self._peers.gone(src)
             if gone is not None:
                 del self._slots[key]
-                raise self._gone_error(src, gone, object_id, fingerprint)
+                raise gone_error(self._config.party, src, gone, object_id, fingerprint)
             self._waiting[key] = fingerprint
             self._peers.watch(src, lambda: any(k[0] == src for k in self._waiting))
             try:
@@ -148,20 +150,7 @@ class Receiver:
         for (src, object_id), fingerprint in list(self._waiting.items()):
             if src == party:
                 self._deliver((src, object_id), _Arrived(
-                    fingerprint, error=self._gone_error(src, gone, object_id, fingerprint)))
-
-    def _gone_error(self, src: str, gone: Gone, object_id: str, fingerprint: str) -> FedError:
-        me = self._config.party
-        what = f"value {object_id} ({fingerprint}) that party {me!r} waits for"
-        if gone.kind == "finished":
-            return FedDivergenceError(f"party {src!r} finished its program without sending {what}: "
-                                      "the parties' programs diverged (they made different calls)")
-        if gone.kind == "aborted":
-            detail = f": {gone.cause}" if gone.cause else ""
-            return FedRemoteError(src, gone.error_type or "Exception",
-                                  f"its program stopped before sending {what}{detail}")
-        return FedPeerLostError(f"party {src!r} is lost ({gone.cause}); {what} will not come. "
-                                "Did its process die?")
+                    fingerprint, error=gone_error(self._config.party, src, gone, object_id, fingerprint)))
 
     async def settle(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for the values this party asked for; how many never came."""
@@ -185,8 +174,21 @@ class Receiver:
             fut = self._slots[key] = asyncio.get_running_loop().create_future()
         return fut
 
+    def record_calls(self, start: int, digests: bytes, fingerprints: list[str]) -> None:
+        """The driver shares the calls its program made since it last did (see ``call_log``)."""
+        try:
+            self._calls.extend(start, digests, fingerprints)
+        except ValueError as exc:
+            logger.warning("%s", exc)
+
     async def _ping(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return json.dumps({"party": self._config.party, "job": self._config.job_name}).encode()
+        return ping_answer(self._config, self._calls, request)
+
+    async def _calls_of(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        answer = calls_answer(self._calls, request)
+        if answer is None:
+            await _refuse(_Refused(grpc.StatusCode.INVALID_ARGUMENT, "malformed calls request"), context)
+        return answer
 
     async def _bye(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """A peer will send nothing more in this job (its program finished or aborted)."""

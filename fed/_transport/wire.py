@@ -15,7 +15,8 @@ PUSH_METHOD = "/fed.Receiver/Push"
 PUSH_WHOLE_METHOD = "/fed.Receiver/PushWhole"
 PING_METHOD = "/fed.Receiver/Ping"
 BYE_METHOD = "/fed.Receiver/Bye"
-BYE_KINDS = ("finished", "aborted")
+CALLS_METHOD = "/fed.Receiver/Calls"
+BYE_KINDS = ("finished", "aborted", "diverged")
 CODECS = ("pickle5", "error")
 ACK = b"A"
 FINAL_ANSWERS = (b"ok", b"duplicate")
@@ -159,9 +160,10 @@ def decode_ack(message: bytes) -> int | None:
     return None
 
 
-def encode_ping(job: str, src: str) -> bytes:
-    """A ping asks a receiver which party and job it serves."""
-    return json.dumps({"job": job, "src": src}).encode()
+def encode_ping(job: str, src: str, calls: int = 0) -> bytes:
+    """A ping asks a receiver which party and job it serves; ``calls`` is how many calls of the
+    pinging party's program its receiver knows (the answer then carries the digest to compare)."""
+    return json.dumps({"job": job, "src": src, "calls": calls}).encode()
 
 
 def encode_bye(job: str, src: str, kind: str, error_type: str = "", cause: str | None = None) -> bytes:

@@ -469,3 +469,31 @@ def test_max_wait_in_ms_bounds_a_wait():
         assert receiver.counts()["buffered_bytes"] == 0
 
     with_bob(test, max_wait_in_ms=300, liveness_timeout_in_ms=60_000)
+
+
+def test_two_programs_that_diverged_and_wait_on_each_other_are_told_the_first_differing_call():
+    from fed._runtime.call_log import CallLog
+
+    alice, bob = configs(liveness_timeout_in_ms=1000)
+
+    def shared(receiver, *fingerprints):
+        log = CallLog()
+        for fp in fingerprints:
+            log.add(fp)
+        receiver.record_calls(*log.take_new())
+
+    async def main():
+        async with serving(alice) as (at_alice, _), serving(bob) as (at_bob, _):
+            at_alice.peers_started(["bob"])
+            at_bob.peers_started(["alice"])
+            shared(at_alice, "f@alice#1", "g@bob#2", "h@alice#3")
+            shared(at_bob, "f@alice#1", "g@alice#2", "h@alice#3")
+            waits = [at_alice.get("bob", "2:0", "g@bob#2"), at_bob.get("alice", "2:0", "g@alice#2")]
+            results = await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), 5)
+        assert all(isinstance(r, FedDivergenceError) for r in results), results
+        for result, me in zip(results, ("alice", "bob")):  # whoever finds it first tells the other
+            text = str(result)
+            assert "diverged at call 2:" in text and f"that party '{me}' waits for" in text, text
+            assert "'alice' made g@bob#2" in text and "'bob' made g@alice#2" in text, text
+
+    asyncio.run(main())

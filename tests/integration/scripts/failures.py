@@ -5,8 +5,12 @@
 alice waits for ``slow`` at bob. bob, two seconds after the barrier, instead of running ``slow``:
 ``killed`` — SIGKILLs its own driver (no goodbye: alice notices by liveness pings);
 ``raises`` — dies of an uncaught ValueError; ``interrupted`` — gets Ctrl+C (SIGINT);
-``finished`` — ends its program normally (it made fewer calls: divergence).
-Except for ``killed``, liveness pings are slowed to 60 s, so only bob's goodbye can end alice's wait.
+``finished`` — ends its program normally (it made fewer calls: divergence);
+``other_function`` — calls ``fast`` at bob instead (divergence: the value arrives with another
+fingerprint); ``other_party`` — calls ``slow`` at alice instead (divergence: each waits for the
+other, until their pings compare the digests of their calls).
+For ``raises``, ``interrupted`` and ``finished`` liveness pings are slowed to 60 s, so only bob's
+goodbye can end alice's wait.
 """
 
 from __future__ import annotations
@@ -26,9 +30,14 @@ def slow():
     return 1
 
 
+@fed.remote
+def fast():
+    return 2
+
+
 def main() -> None:
     party, addrs, (mode,) = args()
-    liveness = 5000 if mode == "killed" else 60_000
+    liveness = 60_000 if mode in ("raises", "interrupted", "finished") else 5000
     fed.init(address="local", cluster=cluster(addrs), party=party,
              config={"cross_silo_comm": {"liveness_timeout_in_ms": liveness}})
     if party == "bob":
@@ -41,6 +50,12 @@ def main() -> None:
         if mode == "interrupted":
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(60)
+        if mode in ("other_function", "other_party"):
+            value = fast.party("bob").remote() if mode == "other_function" else slow.party("alice").remote()
+            try:
+                fed.get(value)
+            except fed.FedError as exc:
+                print(f"bob RAISED {type(exc).__name__}: {exc}", flush=True)
         fed.shutdown()
         return
     value = slow.party("bob").remote()
