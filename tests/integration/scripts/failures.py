@@ -4,6 +4,8 @@
 
 alice waits for ``slow`` at bob. bob, two seconds after the barrier, instead of running ``slow``:
 ``killed`` — SIGKILLs its own driver (no goodbye: alice notices by liveness pings);
+``killed_mid_transfer`` — the value alice waits for is 1 GB, and bob's driver is SIGKILLed half
+a second into pushing it;
 ``raises`` — dies of an uncaught ValueError; ``interrupted`` — gets Ctrl+C (SIGINT);
 ``finished`` — ends its program normally (it made fewer calls: divergence);
 ``other_function`` — calls ``fast`` at bob instead (divergence: the value arrives with another
@@ -17,9 +19,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
-from common import args, cluster
+import numpy as np
+import ray
+from common import args, cluster, receiver_counts
 
 import fed
 
@@ -35,11 +40,29 @@ def fast():
     return 2
 
 
+@fed.remote
+def big():
+    return np.ones(10**9, dtype=np.uint8)
+
+
 def main() -> None:
     party, addrs, (mode,) = args()
     liveness = 60_000 if mode in ("raises", "interrupted", "finished") else 5000
     fed.init(address="local", cluster=cluster(addrs), party=party,
              config={"cross_silo_comm": {"liveness_timeout_in_ms": liveness}})
+    if mode == "killed_mid_transfer":
+        value = big.party("bob").remote()
+        if party == "bob":
+            ray.wait([value._ref])  # made; now push it and die on the way
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGKILL)).start()
+            print(f"bob STOPPING at {time.time() + 0.5}", flush=True)
+        try:
+            print(f"{party} GOT {fed.get(value).nbytes}", flush=True)
+        except fed.FedError as exc:
+            print(f"alice RAISED at {time.time()} {type(exc).__name__}: {exc}", flush=True)
+            print(f"alice COUNTS {receiver_counts()}", flush=True)
+        fed.shutdown()
+        return
     if party == "bob":
         time.sleep(2)
         print(f"bob STOPPING at {time.time()}", flush=True)
