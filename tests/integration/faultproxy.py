@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 
 PIECE = 256 * 1024
 
@@ -137,10 +136,9 @@ class FaultProxy:
                     await writer.drain()
                     return  # the caller aborts both sides
                 state["budget"] -= len(data)
-            started = time.monotonic()
+            if self._rate:  # each piece waits for its share of the time before it goes
+                await asyncio.sleep(len(data) / self._rate)
             writer.write(data)
             await writer.drain()
             if upstream:
                 self.bytes_up += len(data)
-            if self._rate:
-                await asyncio.sleep(max(0.0, len(data) / self._rate - (time.monotonic() - started)))

@@ -43,3 +43,14 @@ def test_a_waiting_party_learns_within_seconds_that_its_peer_stopped(mode):
     if mode == "other_party":  # both learn it
         assert re.search(r"bob RAISED FedDivergenceError: the programs of parties '\w+' and '\w+' diverged at "
                          r"call 1: .*that party 'bob' waits for", bob), bob
+
+
+def test_a_peer_that_never_starts_is_a_clear_error_after_the_startup_wait():
+    parties = run_script("never_started.py", addresses("alice", "bob"), parties=["alice"], timeout=120)
+
+    out = parties["alice"].output
+    assert parties["alice"].returncode == 0, out
+    failed = re.search(r"alice INIT FAILED after ([\d.]+) s: (.*)", out)
+    assert failed, out
+    assert "party 'bob' at 127.0.0.1:" in failed.group(2) and "did not answer within 3000 ms" in failed.group(2)
+    assert float(failed.group(1)) < 30  # Ray's start plus the 3 s wait
