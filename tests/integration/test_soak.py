@@ -24,6 +24,7 @@ def test_every_value_arrives_exactly_once(small, large):
     assert_ok(parties)
     for name, party in parties.items():
         assert f"{name} SOAK OK" in party.output
+        print(re.search(rf"{name} SOAK OK.*", party.output).group(0))  # shown with pytest -s
         counts = json.loads(re.search(rf"{name} COUNTS (.*)", party.output).group(1))
         # Each item makes every party receive exactly one value (see soak.py).
         assert counts == {"values": small + large, "duplicates": 0, "buffered_bytes": 0}, counts
