@@ -77,18 +77,27 @@ class PeerWatch:
         interval = comm.liveness_timeout_in_ms / 1000 / 5
         last_answer = time.monotonic()
         while waiting() and party not in self._gone:
-            patience = (comm.liveness_timeout_in_ms if party in self._seen else comm.timeout_in_ms) / 1000
-            if await self._answers(party, timeout=interval * 2):
-                last_answer = time.monotonic()
+            answer = await self._answers(party, timeout=interval * 2)
+            now = time.monotonic()
+            if answer == "yes":
+                last_answer = now
                 self._seen.add(party)
-            elif time.monotonic() - last_answer > patience:
-                self.mark_gone(party, Gone("lost", cause=f"no answer from {self._config.addresses[party]} "
-                                                         f"for {patience:g} s"))
-                return
+            else:
+                # A refused or broken connection says the peer is gone: lost after
+                # liveness_timeout_in_ms. A ping answered late over a live connection says nothing
+                # (a busy peer on a loaded machine), nor does silence from a peer that may still
+                # be starting: lost only after timeout_in_ms.
+                short = answer == "unreachable" and party in self._seen
+                patience = (comm.liveness_timeout_in_ms if short else comm.timeout_in_ms) / 1000
+                if now - last_answer > patience:
+                    self.mark_gone(party, Gone("lost", cause=f"no answer from {self._config.addresses[party]} "
+                                                             f"for {patience:g} s"))
+                    return
             await asyncio.sleep(interval)
 
-    async def _answers(self, party: str, timeout: float) -> bool:
-        """Whether ``party``'s receiver for this job answers a ping within ``timeout`` s."""
+    async def _answers(self, party: str, timeout: float) -> str:
+        """``yes`` if ``party``'s receiver for this job answers within ``timeout`` s, ``late`` if the
+        ping timed out, ``unreachable`` if the connection failed or someone else answered."""
         cfg = self._config
         channel = self._channels.get(party)
         if channel is None:
@@ -99,14 +108,19 @@ class PeerWatch:
             answer = await channel.unary_unary(wire.PING_METHOD)(wire.encode_ping(cfg.job_name, cfg.party, mine),
                                                                  timeout=timeout)
             body = wire.decode_json(answer, "ping answer")
-        except (grpc.aio.AioRpcError, wire.WireError):
-            return False
+        except grpc.aio.AioRpcError as exc:
+            # Late over a live connection: the peer may be busy. Late while (re)connecting:
+            # nothing answers at all.
+            ready = channel.get_state() == grpc.ChannelConnectivity.READY
+            return "late" if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and ready else "unreachable"
+        except wire.WireError:
+            return "unreachable"
         if body.get("party") != party or body.get("job") != cfg.job_name:
-            return False
+            return "unreachable"
         both = min(mine, body.get("calls") or 0)
         if both and body.get("digest") != self._calls.digest(both):
             await self._diverged(party, channel, both)
-        return True
+        return "yes"
 
     async def _diverged(self, party: str, channel: grpc.aio.Channel, upto: int) -> None:
         """Find the first call where ``party``'s program differs from this one's, and give up on it."""

@@ -14,6 +14,7 @@ from harness import free_ports
 from fed._config import build_config
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
 from fed._transport import wire
+from fed._transport.liveness import ping_answer
 from fed._transport.receiver import Receiver
 from fed._transport.sender import Sender
 
@@ -495,5 +496,35 @@ def test_two_programs_that_diverged_and_wait_on_each_other_are_told_the_first_di
             text = str(result)
             assert "diverged at call 2:" in text and f"that party '{me}' waits for" in text, text
             assert "'alice' made g@bob#2" in text and "'bob' made g@alice#2" in text, text
+
+    asyncio.run(main())
+
+
+def test_a_busy_peer_that_answers_late_is_waited_for_and_a_silent_one_is_lost_after_timeout_in_ms(monkeypatch):
+    from faultproxy import FaultProxy
+
+    alice, bob = configs(liveness_timeout_in_ms=1000, timeout_in_ms=6000)
+
+    async def late_ping(self, request, context):  # alice's Python answers pings only after 2 s
+        await asyncio.sleep(2)
+        return ping_answer(self._config, self._calls, request)
+
+    async def main():
+        with FaultProxy(alice.addresses["alice"]) as proxy:
+            via_proxy = dataclasses.replace(bob, addresses={**bob.addresses, "alice": proxy.address})
+            async with serving(alice, alice) as (_, (sender,)), serving(via_proxy) as (receiver, _):
+                receiver.peers_started(["alice"])
+                # Busy: every ping is answered late, but the connection (and its keepalives) is fine.
+                monkeypatch.setattr(Receiver, "_ping", late_ping)
+                asyncio.get_running_loop().call_later(4, asyncio.ensure_future,
+                                                      sender.send("bob", "1:0", "f@alice#1", ready("slow")))
+                assert await receiver.get("alice", "1:0", "f@alice#1") == "slow"
+                # Silent: nothing gets through any more. Late answers are not proof of death, so
+                # this takes timeout_in_ms, not liveness_timeout_in_ms.
+                proxy.stall()
+                started = asyncio.get_running_loop().time()
+                with pytest.raises(FedPeerLostError, match="for 6 s"):
+                    await receiver.get("alice", "2:0", "g@alice#2")
+                assert 5 < asyncio.get_running_loop().time() - started < 10
 
     asyncio.run(main())
