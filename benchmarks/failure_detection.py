@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 from harness import addresses, run_script  # noqa: E402
 
-MODES = ["killed", "killed_mid_transfer", "raises", "interrupted", "finished", "other_function", "other_party"]
+MODES = ["killed", "killed_mid_transfer", "raises", "interrupted", "shutdown_in_except", "finished",
+         "other_function", "other_party"]
 
 
 def detect(mode: str) -> tuple[float, str]:

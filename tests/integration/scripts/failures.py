@@ -7,12 +7,13 @@ alice waits for ``slow`` at bob. bob, two seconds after the barrier, instead of 
 ``killed_mid_transfer`` — the value alice waits for is 1 GB, and bob's driver is SIGKILLed half
 a second into pushing it;
 ``raises`` — dies of an uncaught ValueError; ``interrupted`` — gets Ctrl+C (SIGINT);
+``shutdown_in_except`` — catches a ValueError and calls fed.shutdown() in the except block;
 ``finished`` — ends its program normally (it made fewer calls: divergence);
 ``other_function`` — calls ``fast`` at bob instead (divergence: the value arrives with another
 fingerprint); ``other_party`` — calls ``slow`` at alice instead (divergence: each waits for the
 other, until their pings compare the digests of their calls).
-For ``raises``, ``interrupted`` and ``finished`` liveness pings are slowed to 60 s, so only bob's
-goodbye can end alice's wait.
+For ``raises``, ``interrupted``, ``shutdown_in_except`` and ``finished`` liveness pings are
+slowed to 60 s, so only bob's goodbye can end alice's wait.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def big():
 
 def main() -> None:
     party, addrs, (mode,) = args()
-    liveness = 60_000 if mode in ("raises", "interrupted", "finished") else 5000
+    liveness = 60_000 if mode in ("raises", "interrupted", "shutdown_in_except", "finished") else 5000
     fed.init(address="local", cluster=cluster(addrs), party=party,
              config={"cross_silo_comm": {"liveness_timeout_in_ms": liveness}})
     if mode == "killed_mid_transfer":
@@ -70,6 +71,12 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         if mode == "raises":
             raise ValueError("bob's program failed")
+        if mode == "shutdown_in_except":
+            try:
+                raise ValueError("bob's program failed")
+            except ValueError:
+                fed.shutdown()
+                return
         if mode == "interrupted":
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(60)
