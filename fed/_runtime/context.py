@@ -17,7 +17,7 @@ from fed._config import FedConfig
 from fed._runtime.audit import AuditLog
 from fed._runtime.call_log import CallLog
 from fed._runtime.objects import FedObject
-from fed._runtime.send_watch import SendWatcher, unwrap
+from fed._runtime.send_watch import SendWatcher, failure_of
 
 logger = logging.getLogger("fed")
 
@@ -83,15 +83,13 @@ class Runtime:
         self._sends.add(push)
 
     def _audit_push(self, obj: FedObject, dst: str, started: float, push: concurrent.futures.Future) -> None:
-        error = push.exception() if not push.cancelled() else concurrent.futures.CancelledError()
+        entry = {"object_id": obj.object_id, "fingerprint": obj.fingerprint, "destination": dst, "started": started}
+        error = failure_of(push)
         if error is None:
             sent = push.result()
-            self.audit.record(object_id=obj.object_id, fingerprint=obj.fingerprint, destination=dst,
-                              started=started, nbytes=sent.nbytes,
-                              outcome="error" if sent.codec == "error" else "sent")
+            self.audit.record(**entry, nbytes=sent.nbytes, outcome="error" if sent.codec == "error" else "sent")
         else:
-            self.audit.record(object_id=obj.object_id, fingerprint=obj.fingerprint, destination=dst,
-                              started=started, outcome="failed", reason=str(unwrap(error)) or type(error).__name__)
+            self.audit.record(**entry, outcome="failed", reason=str(error) or type(error).__name__)
 
     def _send_failed(self, exc: BaseException) -> None:
         logger.error("fed: %s", exc)

@@ -13,6 +13,14 @@ def unwrap(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
+def failure_of(push: concurrent.futures.Future) -> BaseException | None:
+    """The error a finished push ended with (unwrapped), or None if it succeeded."""
+    if push.cancelled():
+        return concurrent.futures.CancelledError()
+    error = push.exception()
+    return None if error is None else unwrap(error)
+
+
 class SendWatcher:
     """Counts pushes in flight and calls ``on_failure`` (on the completing thread) for each that fails."""
 
@@ -29,14 +37,14 @@ class SendWatcher:
         push.add_done_callback(self._done)
 
     def _done(self, push: concurrent.futures.Future) -> None:
-        error = push.exception() if not push.cancelled() else concurrent.futures.CancelledError()
+        error = failure_of(push)
         with self._changed:
             self._in_flight -= 1
             if error is not None:
-                self._failures.append(unwrap(error))
+                self._failures.append(error)
             self._changed.notify_all()
         if error is not None:
-            self._on_failure(unwrap(error))
+            self._on_failure(error)
 
     def drain(self, timeout: float) -> tuple[int, list[BaseException]]:
         """Wait up to ``timeout`` s for pushes in flight; return (still in flight, failures so far)."""

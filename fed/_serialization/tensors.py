@@ -23,11 +23,12 @@ def reduce_tensor(obj: Any) -> tuple | Any:
     if torch is None or not isinstance(obj, torch.Tensor):
         return NotImplemented
     t = obj.detach().cpu()
+    dtype = str(t.dtype).removeprefix("torch.")
     try:
-        return rebuild_tensor, (t.numpy(), str(t.dtype).removeprefix("torch."), None, obj.requires_grad)
+        return rebuild_tensor, (t.numpy(), dtype, None, obj.requires_grad)
     except TypeError:  # a dtype numpy does not have (bfloat16, float8...): send its bytes
         raw = t.contiguous().reshape(-1).view(torch.uint8).numpy()
-        return rebuild_tensor, (raw, str(t.dtype).removeprefix("torch."), tuple(t.shape), obj.requires_grad)
+        return rebuild_tensor, (raw, dtype, tuple(t.shape), obj.requires_grad)
 
 
 def rebuild_tensor(array: Any, dtype: str, shape: tuple[int, ...] | None, requires_grad: bool) -> Any:

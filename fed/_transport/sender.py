@@ -92,8 +92,7 @@ class Sender:
         if header.total_size > limit:
             too_big = FedSendError(f"value {object_id} ({fingerprint}) is {header.total_size} bytes, over "
                                   f"messages_max_size_in_bytes={limit}; it was not sent to {dst!r}")
-            error = memoryview(self._error_frame(too_big))
-            await self._push(dst, dataclasses.replace(header, codec="error", segments=(error.nbytes,)), [error])
+            await self._push(dst, *self._error_notice(header, too_big))
             raise too_big
         try:
             await self._push(dst, header, segments)
@@ -108,12 +107,11 @@ class Sender:
         Often ``dst`` cannot be reached at all (that is why the push failed); then its liveness
         pings tell it this party is gone, or this party's goodbye does.
         """
-        error = memoryview(self._error_frame(exc))
-        notice = dataclasses.replace(header, codec="error", segments=(error.nbytes,))
+        notice, error = self._error_notice(header, exc)
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             try:
-                await self._send_whole(dst, notice, [error], max(0.1, deadline - time.monotonic()), _Window(0))
+                await self._send_whole(dst, notice, error, max(0.1, deadline - time.monotonic()), _Window(0))
                 return
             except grpc.aio.AioRpcError as rpc_error:
                 if rpc_error.code() not in _TRANSIENT:  # e.g. it already holds an error for the value
@@ -175,6 +173,11 @@ class Sender:
         except asyncio.TimeoutError:
             rpc.cancel()
             raise
+
+    def _error_notice(self, header: wire.Header, exc: BaseException) -> tuple[wire.Header, list[memoryview]]:
+        """The push that tells the peer ``exc`` happened instead of the value ``header`` describes."""
+        error = memoryview(self._error_frame(exc))
+        return dataclasses.replace(header, codec="error", segments=(error.nbytes,)), [error]
 
     def _error_frame(self, exc: BaseException) -> bytes:
         cause = getattr(exc, "cause", None)
