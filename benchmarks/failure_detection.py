@@ -19,12 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 from harness import addresses, run_script  # noqa: E402
 
-MODES = ["killed", "killed_mid_transfer", "raises", "interrupted", "shutdown_in_except", "finished",
+MODES = ["killed", "killed_mid_transfer", "frozen", "raises", "interrupted", "shutdown_in_except", "finished",
          "other_function", "other_party"]
 
 
 def detect(mode: str) -> tuple[float, str]:
-    parties = run_script("failures.py", addresses("alice", "bob"), mode, timeout=180)
+    parties = run_script("failures.py", addresses("alice", "bob"), mode, timeout=180,
+                         wait_for=["alice"] if mode == "frozen" else None)  # a frozen bob never exits
     stopped = re.search(r"bob STOPPING at ([\d.]+)", parties["bob"].output)
     raised = re.search(r"alice RAISED at ([\d.]+) (\w+)", parties["alice"].output)
     if not (stopped and raised):

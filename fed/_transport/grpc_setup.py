@@ -26,6 +26,24 @@ def common_options(chunk_size: int) -> list[tuple[str, int | str]]:
     ]
 
 
+def server_options(chunk_size: int) -> list[tuple[str, int | str]]:
+    """The receiver's server: common options, and any rate of HTTP/2 pings from clients is fine
+    (a peer's liveness channel pings often; by default gRPC would close it for too many pings)."""
+    return [*common_options(chunk_size), ("grpc.http2.max_ping_strikes", 0)]
+
+
+def liveness_options(liveness_timeout_ms: int) -> dict[str, int]:
+    """Keepalive for the channel that pings a peer: an HTTP/2 ping every fifth of the liveness
+    timeout, and the connection is closed when a ping is not acknowledged within half of it.
+    The peer's gRPC core acknowledges pings even while its Python is busy, so a busy peer keeps
+    its connection; one that went silent (machine gone, frozen, network cut without a reset)
+    loses it within seconds. (``ping_timeout_ms`` bounds the wait for the acknowledgement;
+    without it gRPC waits a minute whatever ``keepalive_timeout_ms`` says.)"""
+    every, within = max(100, liveness_timeout_ms // 5), max(200, liveness_timeout_ms // 2)
+    return {"grpc.keepalive_time_ms": every, "grpc.keepalive_timeout_ms": within,
+            "grpc.http2.ping_timeout_ms": within}
+
+
 def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
     """Mutual TLS: the server presents its certificate and demands one from every client."""
     return grpc.ssl_server_credentials(
@@ -40,9 +58,11 @@ def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials:
     )
 
 
-def open_channel(address: str, dst_party: str, tls: TlsConfig | None, chunk_size: int) -> grpc.aio.Channel:
-    """A channel to ``dst_party``; with TLS the server must present a certificate naming it."""
-    options = common_options(chunk_size)
+def open_channel(address: str, dst_party: str, tls: TlsConfig | None, chunk_size: int,
+                 overrides: dict[str, int] | None = None) -> grpc.aio.Channel:
+    """A channel to ``dst_party``; with TLS the server must present a certificate naming it.
+    ``overrides`` replace common options (a channel with other options gets a connection of its own)."""
+    options = list({**dict(common_options(chunk_size)), **(overrides or {})}.items())
     if tls is None:
         return grpc.aio.insecure_channel(address, options=options)
     options.append(("grpc.ssl_target_name_override", dst_party))

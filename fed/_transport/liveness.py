@@ -1,10 +1,13 @@
 """Which peers are gone: they said goodbye (finished or aborted), stopped answering, or diverged.
 
 The receiver asks ``PeerWatch`` before and while it waits for a value from a peer. While anything
-waits on a peer, the peer's receiver is pinged every ``liveness_timeout_in_ms / 5``; a peer that
-has not answered for ``liveness_timeout_in_ms`` is lost. A peer that is only slow (its task runs
-for an hour) keeps answering pings, so it is waited for. A peer never seen yet (no barrier at
-``fed.init``, no answer, no push) may still be starting: it gets ``timeout_in_ms`` instead.
+waits on a peer, the peer's receiver is pinged every ``liveness_timeout_in_ms / 5``. A peer whose
+connection fails for ``liveness_timeout_in_ms`` is lost: its port refuses (process died), or its
+gRPC core stopped acknowledging the channel's HTTP/2 keepalive pings (machine gone or frozen; see
+``grpc_setup.liveness_options``). A peer that is only slow (its task runs for an hour, its Python
+answers pings late) keeps its connection, so it is waited for; one that answers no ping at all
+over a live connection is lost after ``timeout_in_ms``. A peer never seen yet (no barrier at
+``fed.init``, no answer, no push) may still be starting: it gets ``timeout_in_ms`` too.
 Pings also compare the running digests of both parties' calls (``call_log``), so two programs
 that diverged and now wait on each other are told where.
 """
@@ -83,10 +86,10 @@ class PeerWatch:
                 last_answer = now
                 self._seen.add(party)
             else:
-                # A refused or broken connection says the peer is gone: lost after
-                # liveness_timeout_in_ms. A ping answered late over a live connection says nothing
-                # (a busy peer on a loaded machine), nor does silence from a peer that may still
-                # be starting: lost only after timeout_in_ms.
+                # A refused or broken connection (keepalive closes a silent one) says the peer is
+                # gone: lost after liveness_timeout_in_ms. A ping answered late over a live
+                # connection says little (a busy peer on a loaded machine), nor does silence from
+                # a peer that may still be starting: lost only after timeout_in_ms.
                 short = answer == "unreachable" and party in self._seen
                 patience = (comm.liveness_timeout_in_ms if short else comm.timeout_in_ms) / 1000
                 if now - last_answer > patience:
@@ -101,7 +104,8 @@ class PeerWatch:
         cfg = self._config
         channel = self._channels.get(party)
         if channel is None:
-            channel = grpc_setup.open_channel(cfg.addresses[party], party, cfg.tls, cfg.comm.chunk_size_in_bytes)
+            channel = grpc_setup.open_channel(cfg.addresses[party], party, cfg.tls, cfg.comm.chunk_size_in_bytes,
+                                              grpc_setup.liveness_options(cfg.comm.liveness_timeout_in_ms))
             self._channels[party] = channel
         mine = len(self._calls)
         try:

@@ -65,7 +65,7 @@ class Receiver:
     async def start(self) -> str:
         """Bind the listening address and serve; a taken port is an error, never shared."""
         cfg = self._config
-        server = grpc.aio.server(options=grpc_setup.common_options(cfg.comm.chunk_size_in_bytes))
+        server = grpc.aio.server(options=grpc_setup.server_options(cfg.comm.chunk_size_in_bytes))
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("fed.Receiver", {
             "Push": grpc.stream_stream_rpc_method_handler(self._push),
             "PushWhole": grpc.unary_unary_rpc_method_handler(self._push_whole),

@@ -2,9 +2,12 @@
 
     failures.py PARTY ADDRESSES_JSON MODE
 
-alice waits for ``slow`` at bob. bob, two seconds after the barrier, instead of running ``slow``:
+alice waits for ``slow`` at bob. bob, two seconds after both met (on a value of alice's),
+instead of running ``slow``:
 ``killed`` — SIGKILLs its own driver (no goodbye: alice notices by liveness pings);
-``killed_mid_transfer`` — the value alice waits for is 1 GB, and bob's driver is SIGKILLed half
+``frozen`` — SIGSTOPs every process of its session, its Ray included, itself last (a machine
+gone without closing its connections: the kernel still accepts, nothing answers; the test kills
+bob afterwards); ``killed_mid_transfer`` — the value alice waits for is 1 GB, and bob's driver is SIGKILLed half
 a second into pushing it;
 ``raises`` — dies of an uncaught ValueError; ``interrupted`` — gets Ctrl+C (SIGINT);
 ``shutdown_in_except`` — catches a ValueError and calls fed.shutdown() in the except block;
@@ -25,9 +28,10 @@ import time
 
 import numpy as np
 import ray
-from common import args, cluster, receiver_counts
+from common import args, cluster, make, receiver_counts
 
 import fed
+from fed._cli.sessions import session_pids
 
 
 @fed.remote
@@ -51,6 +55,9 @@ def main() -> None:
     liveness = 60_000 if mode in ("raises", "interrupted", "shutdown_in_except", "finished") else 5000
     fed.init(address="local", cluster=cluster(addrs), party=party,
              config={"cross_silo_comm": {"liveness_timeout_in_ms": liveness}})
+    # fed.init's barrier may end at bob before it does at alice: meet on a value of alice's first,
+    # so bob stops only once alice is past fed.init.
+    fed.get(make.party("alice").remote("ready"))
     if mode == "killed_mid_transfer":
         value = big.party("bob").remote()
         if party == "bob":
@@ -69,6 +76,10 @@ def main() -> None:
         print(f"bob STOPPING at {time.time()}", flush=True)
         if mode == "killed":
             os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "frozen":
+            for pid in set(session_pids(os.getsid(0))) - {os.getpid()}:
+                os.kill(pid, signal.SIGSTOP)
+            os.kill(os.getpid(), signal.SIGSTOP)
         if mode == "raises":
             raise ValueError("bob's program failed")
         if mode == "shutdown_in_except":
