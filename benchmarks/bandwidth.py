@@ -20,8 +20,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from fed._cli.sessions import kill_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from harness import free_ports  # noqa: E402  (ports no Ray daemon or kernel bind(0) can take)
 
 UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 RAW_PIECE = 4 * 2**20
@@ -144,14 +148,6 @@ def party_main(party: str, addresses: dict[str, str], sizes: list[int], chunk: i
         del x
     fed.shutdown()
     ray.shutdown()
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.create_server(("127.0.0.1", 0)) for _ in range(n)]
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def run_fed(sizes: list[int], chunk: int, repeats: int) -> tuple[dict[int, list[tuple[float, float]]], Sampler]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from fed._cli.sessions import kill_session as kill_leader_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from harness import free_ports  # noqa: E402  (ports no Ray daemon or kernel bind(0) can take)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = "RESULT "
@@ -91,18 +93,6 @@ def run_party(party: str, addresses: dict[str, str], warmup: int, rounds: int) -
 
 
 # ---- the parent: start children, collect their numbers, clean up ----
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct loopback ports nobody listens on right now."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
 
 def spawn(args: list[str], log: IO[str]) -> subprocess.Popen:
     """This file as a child that leads a new session (its Ray daemons and workers stay in it)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -18,18 +19,33 @@ SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).parents[2]
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports nobody listens on right now."""
-    socks = []
+def _ephemeral_low() -> int:
     try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Parties' ports come from below the kernel's ephemeral range and above Ray's worker ports
+# (10002-19999): a port the kernel hands out for bind(0) (Ray's daemons, gRPC servers, other
+# tests) could otherwise be taken between choosing it and the party binding it, seconds later.
+_PORTS = range(20_000, min(_ephemeral_low(), 32_768))
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports nobody listens on right now, outside the ranges Ray or the kernel pick from."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = random.choice(_PORTS)
+        if port in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 def addresses(*parties: str) -> dict[str, str]:
