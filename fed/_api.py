@@ -12,7 +12,7 @@ import ray
 
 from fed._config import FedConfig, build_config
 from fed._exceptions import FedError, FedRemoteError
-from fed._runtime import context, excepthook
+from fed._runtime import context, excepthook, single
 from fed._runtime.audit import AuditLog
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle
@@ -21,9 +21,6 @@ from fed._transport.receiver import Receiver
 from fed._transport.sender_host import actor_options, start_sender
 
 logger = logging.getLogger("fed")
-_SHUTDOWN_WAIT_S = 60.0
-_ABORT_WAIT_S = 5.0
-_SHARE_CALLS_AFTER_S = 1.0
 _atexit_registered = False
 _warned_no_tls = False
 _last_audit: AuditLog | None = None
@@ -40,6 +37,7 @@ def init(
     job_name: str | None = None,
     logging_level: str | int = "info",
     sending_failure_handler: Callable[[BaseException], None] | None = None,
+    single_controller: bool | None = None,
 ) -> None:
     """Join the federation as ``party``: start (or use) Ray, the receiver and the sender.
 
@@ -54,6 +52,10 @@ def init(
 
     With ``config={'barrier_on_initializing': True}`` (the default) it returns once every peer answers.
     ``sending_failure_handler(exc)`` is called when a push to a peer finally fails.
+
+    ``single_controller=True`` (or the environment variable ``FED_SINGLE_CONTROLLER=1``, which
+    ``fed run --single`` sets) plays every party in this process instead: the script runs once,
+    and ``party`` only has to be one of the parties.
     """
     if context.active() is not None:
         raise RuntimeError("fed is already initialised in this process; call fed.shutdown() first")
@@ -62,23 +64,10 @@ def init(
         raise ValueError("sending_failure_handler must be a callable taking the exception")
     cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
                        tls_config=tls_config, job_name=job_name)
-    global _warned_no_tls
-    if cfg.tls is None and len(cfg.addresses) > 1 and not _warned_no_tls:
-        logger.warning("fed.init without tls_config: parties are not authenticated and data "
-                       "crosses the network in clear text")
-        _warned_no_tls = True
-    if cfg.comm.allow_unsafe_deserialization:
-        logger.warning("allow_unsafe_deserialization is set: values from other parties are unpickled "
-                       "without an allow-list, so any peer can run code in party %r", cfg.party)
-    owns_ray = not ray.is_initialized()
-    if owns_ray:
-        ray.init(address=address or "local")
-    try:
-        runtime = _start_proxies(cfg, owns_ray, sending_failure_handler)
-    except BaseException:
-        if owns_ray:
-            ray.shutdown()
-        raise
+    if single.wanted(single_controller, list(cfg.addresses)):
+        runtime = _start_single(cfg, address)
+    else:
+        runtime = _start_multi(cfg, address, sending_failure_handler)
     context.set_current(runtime)
     excepthook.install(runtime.record_failure)
     global _atexit_registered
@@ -98,6 +87,44 @@ def _setup_logging(level: str | int) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         fed_logger.addHandler(handler)
+
+
+def _start_multi(cfg: FedConfig, address: str | None,
+                 on_failure: Callable[[BaseException], None] | None) -> context.Runtime:
+    """This process is one party: start (or use) Ray, the receiver and the sender."""
+    global _warned_no_tls
+    if cfg.tls is None and len(cfg.addresses) > 1 and not _warned_no_tls:
+        logger.warning("fed.init without tls_config: parties are not authenticated and data "
+                       "crosses the network in clear text")
+        _warned_no_tls = True
+    if cfg.comm.allow_unsafe_deserialization:
+        logger.warning("allow_unsafe_deserialization is set: values from other parties are unpickled "
+                       "without an allow-list, so any peer can run code in party %r", cfg.party)
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=address or "local")
+    try:
+        return _start_proxies(cfg, owns_ray, on_failure)
+    except BaseException:
+        if owns_ray:
+            ray.shutdown()
+        raise
+
+
+def _start_single(cfg: FedConfig, address: str | None) -> single.SingleRuntime:
+    """This process plays every party: one Ray cluster, each party's work placed by its resource."""
+    parties = list(cfg.addresses)
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        local = address in (None, "local")
+        ray.init(address=address or "local", **({"resources": single.ray_resources(parties)} if local else {}))
+    missing = [p for p in parties if single.resource(p) not in ray.cluster_resources()]
+    if missing:
+        logger.warning("single-controller mode: this Ray cluster has no resource %s, so parties' tasks and "
+                       "actors are not placed per party; start Ray with resources=%r to place them",
+                       single.resource(missing[0]), single.ray_resources(parties))
+    logger.info("single-controller mode: this process plays parties %s", ", ".join(parties))
+    return single.SingleRuntime(cfg, owns_ray, placed=not missing)
 
 
 def _start_proxies(cfg: FedConfig, owns_ray: bool,
@@ -147,32 +174,19 @@ def get(objects: Any) -> Any:
         isinstance(objects, list) and objects and all(isinstance(o, ray.ObjectRef) for o in objects)
     ):
         return ray.get(objects)
-    single = isinstance(objects, FedObject)
-    items = [objects] if single else list(objects)
+    one = isinstance(objects, FedObject)
+    items = [objects] if one else list(objects)
     bad = [o for o in items if not isinstance(o, FedObject)]
     if bad:
         raise TypeError(f"fed.get takes a FedObject or a list of them, got {type(bad[0]).__name__}")
     runtime = context.current()
-    refs = []
-    for obj in items:
-        runtime.check_session(obj)
-        if obj.owner == runtime.party:
-            for peer in runtime.config.peers:
-                runtime.push(obj, peer)
-            refs.append(obj._ref)
-        else:
-            refs.append(runtime.receive(obj))
     try:
-        try:
-            values = ray.get(refs, timeout=_SHARE_CALLS_AFTER_S)
-        except ray.exceptions.GetTimeoutError:
-            runtime.share_calls()  # blocked: let the receiver compare this party's calls with its peers'
-            values = ray.get(refs)
+        values = runtime.get(items)
     except ray.exceptions.RayTaskError as exc:
         if isinstance(unwrap(exc), FedError):
             raise _public(exc) from exc
         raise
-    return values[0] if single else values
+    return values[0] if one else values
 
 
 def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
@@ -185,7 +199,7 @@ def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
         raise TypeError(f"fed.kill takes an actor handle, got {type(actor).__name__}")
     runtime = context.current()
     runtime.check_session(actor)
-    if actor.owner == runtime.party:
+    if runtime.runs_here(actor.owner):
         ray.kill(actor._ray_handle, no_restart=no_restart)
 
 
@@ -221,19 +235,8 @@ def shutdown() -> None:
     _last_audit = runtime.audit
     failure = runtime.failure or sys.exc_info()[1]
     try:
-        for problem in runtime.drain(_SHUTDOWN_WAIT_S if failure is None else _ABORT_WAIT_S,
-                                     expect_values=failure is None):
-            logger.error("fed.shutdown: %s", problem)
-        runtime.say_goodbye(failure)
-        runtime.audit.close()
-        runtime.sender.stop(timeout=10)
-        ray.get(runtime.receiver.stop.remote(), timeout=10)
-    except Exception as exc:  # noqa: BLE001 - shutdown must finish
-        logger.error("fed.shutdown: stopping the proxies failed: %s", exc)
+        runtime.stop(failure)
     finally:
-        try:
-            ray.kill(runtime.receiver)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+        runtime.audit.close()
         if runtime.owns_ray:
             ray.shutdown()

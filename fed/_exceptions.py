@@ -40,6 +40,17 @@ class FedRemoteError(FedError):
         return (type(self), (self.src_party, self.error_type, self.cause))
 
 
+def seen_elsewhere(exc: BaseException, party: str, expose_error_trace: bool) -> FedRemoteError:
+    """What other parties see of ``exc``, raised by a task at ``party``: its type, and its message
+    only with ``expose_error_trace``. Ray's wrapper is looked through (its ``cause``), and an error
+    that came from another party keeps naming that party."""
+    cause = getattr(exc, "cause", None)
+    origin = cause if isinstance(cause, BaseException) else exc
+    if isinstance(origin, FedRemoteError):
+        return origin
+    return FedRemoteError(party, type(origin).__name__, str(exc) if expose_error_trace else None)
+
+
 class FedSendError(FedError):
     """A value could not be delivered to a peer."""
 

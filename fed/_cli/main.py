@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fed._cli.run import run_parties
+from fed._cli.run import run_parties, run_single
 from fed._security.certs import make_certs
 
 _USAGE_ERROR = 2
@@ -40,14 +40,16 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a script once per party on this machine",
         description="Start `python -u SCRIPT PARTY ARGS...` for every party and "
-        "print their output prefixed with `[party]`. Options for fed go before SCRIPT; "
+        "print their output prefixed with `[party]`; with --single, start it once as the first "
+        "party, playing every party. Options for fed go before SCRIPT; "
         "everything after SCRIPT is passed to it.",
     )
     run.add_argument("--parties", required=True, help=_PARTIES_HELP)
     run.add_argument(
         "--single",
         action="store_true",
-        help="single-controller mode (not available yet)",
+        help="single-controller mode: run SCRIPT once, as the first party, playing every party "
+        "in one process (one Ray cluster)",
     )
     run.add_argument("script", help="the Python script every party runs")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for SCRIPT")
@@ -66,10 +68,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(options: argparse.Namespace) -> int:
-    if options.single:
-        return _fail("fed run --single: single-controller mode is not available yet")
+    run = run_single if options.single else run_parties
     try:
-        return run_parties(_party_list(options.parties), options.script, options.args)
+        return run(_party_list(options.parties), options.script, options.args)
     except ValueError as exc:
         return _fail(f"fed run: {exc}")
 

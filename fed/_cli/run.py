@@ -15,6 +15,7 @@ from types import FrameType
 from typing import IO
 
 from fed._cli.sessions import kill_session
+from fed._runtime.single import ENV as SINGLE_ENV
 
 GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
@@ -61,6 +62,30 @@ def run_parties(
                 party.reader.join(_READER_JOIN_SECONDS)
 
 
+def run_single(parties: list[str], script: str, args: list[str], python: str = sys.executable) -> int:
+    """Run `python -u script FIRST_PARTY *args` once, playing every party (single-controller mode).
+
+    The script's `fed.init` sees `FED_SINGLE_CONTROLLER` naming the parties. Its output is printed
+    as it is; its exit code is returned (130 if the launcher was interrupted), and everything it
+    started (Ray included) is killed before returning.
+
+    >>> run_single(["alice", "bob"], "train.py", ["--epochs", "3"])  # doctest: +SKIP
+    0
+    """
+    _validate(parties, script)
+    env = {**os.environ, SINGLE_ENV: ",".join(parties)}
+    party = _start(None, [python, "-u", script, parties[0], *args], env)
+    with _sigterm_as_interrupt():
+        try:
+            return _supervise([party])
+        except KeyboardInterrupt:
+            _stop([party], signal.SIGINT)
+            return 130
+        finally:
+            _signal_group(party, signal.SIGKILL)
+            party.reader.join(_READER_JOIN_SECONDS)
+
+
 def _validate(parties: list[str], script: str) -> None:
     if not parties:
         raise ValueError("at least one party is required")
@@ -73,9 +98,12 @@ def _validate(parties: list[str], script: str) -> None:
         raise ValueError(f"script not found: {script}")
 
 
-def _start(name: str, command: list[str]) -> _Party:
+def _start(name: str | None, command: list[str], env: dict[str, str] | None = None) -> _Party:
+    """Start ``command`` in a session of its own; its lines are printed as ``[name] line`` (as they
+    are without a name)."""
     proc = subprocess.Popen(
         command,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -83,17 +111,17 @@ def _start(name: str, command: list[str]) -> _Party:
     )
     assert proc.stdout is not None
     reader = threading.Thread(
-        target=_relay, args=(name, proc.stdout), name=f"fed-run-{name}", daemon=True
+        target=_relay, args=(name, proc.stdout), name=f"fed-run-{name or 'single'}", daemon=True
     )
     reader.start()
-    return _Party(name, proc, reader)
+    return _Party(name or "single", proc, reader)
 
 
-def _relay(name: str, stream: IO[bytes]) -> None:
+def _relay(name: str | None, stream: IO[bytes]) -> None:
     with stream:
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace").rstrip("\r\n")
-            _say(f"[{name}] {line}")
+            _say(f"[{name}] {line}" if name else line)
 
 
 def _say(line: str) -> None:

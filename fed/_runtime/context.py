@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import _thread
 import concurrent.futures
-import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,43 +12,30 @@ from typing import Any
 import ray
 
 from fed._config import FedConfig
-from fed._runtime.audit import AuditLog
-from fed._runtime.call_log import CallLog
+from fed._runtime.base import RuntimeBase, map_fed_objects
 from fed._runtime.objects import FedObject
 from fed._runtime.send_watch import SendWatcher, failure_of
 
 logger = logging.getLogger("fed")
 
-_sessions = itertools.count(1)
+_SHARE_CALLS_AFTER_S = 1.0
+_SHUTDOWN_WAIT_S = 60.0
+_ABORT_WAIT_S = 5.0
 
 
-class Runtime:
-    """State of this party for one job: started by ``fed.init``, ended by ``fed.shutdown``."""
+class Runtime(RuntimeBase):
+    """One party of a multi-controller job: its sender and receiver, and the values it moves."""
 
     def __init__(self, config: FedConfig, sender: Any, receiver: Any, owns_ray: bool,
                  sending_failure_handler: Callable[[BaseException], None] | None = None) -> None:
-        self.config = config
-        self.party = config.party
+        super().__init__(config, owns_ray)
         self.sender = sender
         self.receiver = receiver
-        self.owns_ray = owns_ray
-        self.session = next(_sessions)
-        self._lock = threading.Lock()
-        self._next_call_id = 0
         self._failure_handler = sending_failure_handler
         self._sends = SendWatcher(self._send_failed)
-        self.audit = AuditLog(config.job_name, config.party, config.audit_log_file)
-        self.failure: BaseException | None = None  # what ended this party's program, if it failed
-        self.calls = CallLog()
-        self.closing = False  # fed.shutdown has begun: the main thread is not to be interrupted
 
-    def new_call(self, fingerprint_of: Callable[[int], str]) -> tuple[int, str]:
-        """The id and fingerprint of the next ``.remote()`` call; ids advance the same way at every party."""
-        with self._lock:
-            self._next_call_id += 1
-            fingerprint = fingerprint_of(self._next_call_id)
-            self.calls.add(fingerprint)
-            return self._next_call_id, fingerprint
+    def runs_here(self, party: str) -> bool:
+        return party == self.party
 
     def share_calls(self) -> None:
         """Hand the calls made since last time to the receiver, which compares them with the peers'."""
@@ -58,17 +43,6 @@ class Runtime:
             start, digests, fingerprints = self.calls.take_new()
         if digests:
             self.receiver.record_calls.remote(start, digests, fingerprints)
-
-    def check_party(self, party: str) -> None:
-        """A call names one of the configured parties."""
-        if party not in self.config.addresses:
-            raise ValueError(f"unknown party {party!r}; the parties are {sorted(self.config.addresses)}")
-
-    def check_session(self, obj: FedObject | Any) -> None:
-        """A FedObject or actor handle from an earlier ``fed.init`` is an error, not a stale value."""
-        if obj.session != self.session:
-            raise ValueError(f"{obj!r} comes from an earlier fed.init; values and actors do not "
-                             "outlive fed.shutdown, make them again in this job")
 
     def push(self, obj: FedObject, dst: str) -> None:
         """Send ``obj`` (owned here) to ``dst`` unless it was sent there already."""
@@ -100,11 +74,6 @@ class Runtime:
             self.record_failure(exc)
             _thread.interrupt_main()
 
-    def record_failure(self, exc: BaseException) -> None:
-        """Remember the first error that ends this party's program (told to peers at shutdown)."""
-        if self.failure is None:
-            self.failure = exc
-
     def say_goodbye(self, failure: BaseException | None, timeout: float = 5.0) -> None:
         """Tell every peer this party sends nothing more: it ``finished``, or ``aborted`` with ``failure``."""
         if failure is None:
@@ -122,14 +91,14 @@ class Runtime:
                 obj._received = self.receiver.get.remote(obj.owner, obj.object_id, obj.fingerprint)
             return obj._received
 
-    def resolve(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        """Arguments of a call at this party: FedObjects become Ray ObjectRefs."""
+    def resolve(self, args: tuple, kwargs: dict, party: str) -> tuple[tuple, dict]:
+        """Arguments of a call at this party: FedObjects become Ray ObjectRefs (received ones too)."""
         def to_ref(obj: FedObject) -> Any:
             if obj.owner == self.party:
                 self.check_session(obj)
                 return obj._ref
             return self.receive(obj)
-        return _map_fed_objects(args, to_ref), _map_fed_objects(kwargs, to_ref)
+        return map_fed_objects(args, to_ref), map_fed_objects(kwargs, to_ref)
 
     def push_args(self, args: tuple, kwargs: dict, dst: str) -> None:
         """Before a call at ``dst``: push every argument this party owns."""
@@ -139,7 +108,41 @@ class Runtime:
             else:
                 self.check_session(obj)
             return obj
-        _map_fed_objects((args, kwargs), push)
+        map_fed_objects((args, kwargs), push)
+
+    def get(self, objects: list[FedObject]) -> list[Any]:
+        """The owner pushes each value to every party that has not received it; the others wait for it."""
+        refs = []
+        for obj in objects:
+            self.check_session(obj)
+            if obj.owner == self.party:
+                for peer in self.config.peers:
+                    self.push(obj, peer)
+                refs.append(obj._ref)
+            else:
+                refs.append(self.receive(obj))
+        try:
+            return ray.get(refs, timeout=_SHARE_CALLS_AFTER_S)
+        except ray.exceptions.GetTimeoutError:
+            self.share_calls()  # blocked: let the receiver compare this party's calls with its peers'
+            return ray.get(refs)
+
+    def stop(self, failure: BaseException | None) -> None:
+        """Wait for pushes (60 s; 5 s after a failure), tell the peers, stop the sender and receiver."""
+        try:
+            for problem in self.drain(_SHUTDOWN_WAIT_S if failure is None else _ABORT_WAIT_S,
+                                      expect_values=failure is None):
+                logger.error("fed.shutdown: %s", problem)
+            self.say_goodbye(failure)
+            self.sender.stop(timeout=10)
+            ray.get(self.receiver.stop.remote(), timeout=10)
+        except Exception as exc:  # noqa: BLE001 - shutdown must finish
+            logger.error("fed.shutdown: stopping the proxies failed: %s", exc)
+        finally:
+            try:
+                ray.kill(self.receiver)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
 
     def drain(self, timeout: float, expect_values: bool = True) -> list[str]:
         """Wait up to ``timeout`` s for pushes in flight (and values this party waits for, if
@@ -159,36 +162,22 @@ class Runtime:
         return problems
 
 
-def _map_fed_objects(value: Any, fn: Callable[[FedObject], Any]) -> Any:
-    """Apply ``fn`` to every FedObject inside lists, tuples and dicts, rebuilding the containers."""
-    if isinstance(value, FedObject):
-        return fn(value)
-    if isinstance(value, list):
-        return [_map_fed_objects(v, fn) for v in value]
-    if isinstance(value, tuple):
-        items = [_map_fed_objects(v, fn) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
-    if isinstance(value, dict):
-        return {k: _map_fed_objects(v, fn) for k, v in value.items()}
-    return value
+_current: RuntimeBase | None = None
 
 
-_current: Runtime | None = None
-
-
-def current() -> Runtime:
+def current() -> RuntimeBase:
     """The active runtime; ``fed.init`` must have been called."""
     if _current is None:
         raise RuntimeError("fed is not initialised in this process: call fed.init(...) first")
     return _current
 
 
-def active() -> Runtime | None:
+def active() -> RuntimeBase | None:
     """The active runtime or None."""
     return _current
 
 
-def set_current(runtime: Runtime | None) -> None:
+def set_current(runtime: RuntimeBase | None) -> None:
     """Install (or clear) the process's runtime."""
     global _current
     _current = runtime

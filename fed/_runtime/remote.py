@@ -9,6 +9,7 @@ from typing import Any
 import ray
 
 from fed._runtime import context
+from fed._runtime.base import RuntimeBase
 from fed._runtime.objects import FedObject
 
 
@@ -23,7 +24,7 @@ def _check_num_returns(options: dict[str, Any]) -> int:
     return n
 
 
-def _fed_objects(runtime: context.Runtime, owner: str, call_id: int, fingerprint: str, n: int, refs: Any) -> Any:
+def _fed_objects(runtime: RuntimeBase, owner: str, call_id: int, fingerprint: str, n: int, refs: Any) -> Any:
     """Wrap the return value(s) of a call like Ray does: one object, a list of n, or None."""
     if n == 0:
         return None
@@ -65,7 +66,7 @@ class _Bindable:
         self._lazy.get().options(**merged)  # Ray rejects unknown or invalid options here
         return type(self)(self._lazy, self._party, merged)
 
-    def _start_call(self) -> tuple[context.Runtime, str, int, str]:
+    def _start_call(self) -> tuple[RuntimeBase, str, int, str]:
         if self._party is None:
             name = self._lazy.target.__name__
             raise ValueError(f"say which party runs it: {name}.party('alice').remote(...)")
@@ -97,10 +98,10 @@ class FedRemoteFunction(_Bindable):
         runtime, party, call_id, fingerprint = self._start_call()
         n = _check_num_returns(self._options)
         refs = None
-        if party == runtime.party:
-            args, kwargs = runtime.resolve(args, kwargs)
-            fn = self._lazy.get()
-            refs = (fn.options(**self._options) if self._options else fn).remote(*args, **kwargs)
+        if runtime.runs_here(party):
+            args, kwargs = runtime.resolve(args, kwargs, party)
+            fn, options = self._lazy.get(), runtime.placement(party, self._options)
+            refs = (fn.options(**options) if options else fn).remote(*args, **kwargs)
         else:
             runtime.push_args(args, kwargs, party)
         return _fed_objects(runtime, party, call_id, fingerprint, n, refs)
@@ -113,10 +114,11 @@ class FedRemoteClass(_Bindable):
         """Create the actor at its party and return its handle (usable at every party)."""
         runtime, party, call_id, fingerprint = self._start_call()
         handle = None
-        if party == runtime.party:
-            args, kwargs = runtime.resolve(args, kwargs)
+        if runtime.runs_here(party):
+            args, kwargs = runtime.resolve(args, kwargs, party)
             cls = self._lazy.get()
-            options = {k: v for k, v in self._options.items() if k != "num_returns"}
+            options = runtime.placement(party, {k: v for k, v in self._options.items() if k != "num_returns"},
+                                        actor=True)
             handle = (cls.options(**options) if options else cls).remote(*args, **kwargs)
         return FedActorHandle(self._lazy.target, party, call_id, handle, runtime.session)
 
@@ -168,8 +170,8 @@ class FedActorMethod:
         call_id, fingerprint = runtime.new_call(lambda call_id: f"{name}@{actor.owner}#{call_id}")
         n = _check_num_returns(self._options)
         refs = None
-        if actor.owner == runtime.party:
-            args, kwargs = runtime.resolve(args, kwargs)
+        if runtime.runs_here(actor.owner):
+            args, kwargs = runtime.resolve(args, kwargs, actor.owner)
             method = getattr(actor._ray_handle, self._name)
             refs = (method.options(**self._options) if self._options else method).remote(*args, **kwargs)
         else:

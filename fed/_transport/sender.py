@@ -13,7 +13,7 @@ from typing import NamedTuple
 import grpc
 
 from fed._config import FedConfig
-from fed._exceptions import FedRemoteError, FedSendError
+from fed._exceptions import FedSendError, seen_elsewhere
 from fed._serialization import codec
 from fed._transport import grpc_setup, wire
 
@@ -180,15 +180,8 @@ class Sender:
         return dataclasses.replace(header, codec="error", segments=(error.nbytes,)), [error]
 
     def _error_frame(self, exc: BaseException) -> bytes:
-        cause = getattr(exc, "cause", None)
-        origin = cause if isinstance(cause, BaseException) else exc
-        if isinstance(origin, FedRemoteError):
-            body = {"party": origin.src_party, "type": origin.error_type, "cause": origin.cause}
-        else:
-            body = {"party": self._config.party, "type": type(origin).__name__, "cause": None}
-            if self._config.comm.expose_error_trace:
-                body["cause"] = str(exc)
-        return json.dumps(body).encode()
+        seen = seen_elsewhere(exc, self._config.party, self._config.comm.expose_error_trace)
+        return json.dumps({"party": seen.src_party, "type": seen.error_type, "cause": seen.cause}).encode()
 
     async def bye(self, dst: str, kind: str, error_type: str = "", cause: str | None = None) -> bool:
         """Tell ``dst`` this party sends nothing more (its program ``finished`` or ``aborted``).

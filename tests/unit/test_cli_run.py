@@ -145,7 +145,7 @@ def test_sigterm_to_the_launcher_interrupts_every_party(tmp_path: Path) -> None:
         (["run", "--parties", "", "{script}"], "at least one party"),
         (["run", "--parties", "alice,alice", "{script}"], "duplicate party 'alice'"),
         (["run", "--parties", "alice", "{missing}"], "script not found"),
-        (["run", "--single", "--parties", "alice", "{script}"], "not available yet"),
+        (["run", "--single", "--parties", "alice", "{missing}"], "script not found"),
         (["run", "--parties", "alice"], "required: script"),
         (["certs", "--parties", "alice,b/ob", "--out", "{out}"], "'b/ob'"),
         (["certs", "--parties", "alice", "--out", "{out}", "--days", "0"], "days"),

@@ -1,0 +1,100 @@
+"""What both ways of running a job share: call ids, sessions, party checks, the program's failure.
+
+``context.Runtime`` plays one party of a multi-controller job (one process per party);
+``single.SingleRuntime`` plays every party in one process. ``remote`` and the public API talk to
+either through the methods below.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fed._config import FedConfig
+from fed._runtime.audit import AuditLog
+from fed._runtime.call_log import CallLog
+from fed._runtime.objects import FedObject
+
+_sessions = itertools.count(1)
+
+
+class RuntimeBase:
+    """State of one ``fed.init`` until ``fed.shutdown``."""
+
+    def __init__(self, config: FedConfig, owns_ray: bool) -> None:
+        self.config = config
+        self.party = config.party
+        self.owns_ray = owns_ray
+        self.session = next(_sessions)
+        self._lock = threading.Lock()
+        self._next_call_id = 0
+        self.audit = AuditLog(config.job_name, config.party, config.audit_log_file)
+        self.failure: BaseException | None = None  # what ended this party's program, if it failed
+        self.calls = CallLog()
+        self.closing = False  # fed.shutdown has begun: the main thread is not to be interrupted
+
+    def new_call(self, fingerprint_of: Callable[[int], str]) -> tuple[int, str]:
+        """The id and fingerprint of the next ``.remote()`` call; ids advance the same way at every party."""
+        with self._lock:
+            self._next_call_id += 1
+            fingerprint = fingerprint_of(self._next_call_id)
+            self.calls.add(fingerprint)
+            return self._next_call_id, fingerprint
+
+    def check_party(self, party: str) -> None:
+        """A call names one of the configured parties."""
+        if party not in self.config.addresses:
+            raise ValueError(f"unknown party {party!r}; the parties are {sorted(self.config.addresses)}")
+
+    def check_session(self, obj: FedObject | Any) -> None:
+        """A FedObject or actor handle from an earlier ``fed.init`` is an error, not a stale value."""
+        if obj.session != self.session:
+            raise ValueError(f"{obj!r} comes from an earlier fed.init; values and actors do not "
+                             "outlive fed.shutdown, make them again in this job")
+
+    def record_failure(self, exc: BaseException) -> None:
+        """Remember the first error that ends this party's program (told to peers at shutdown)."""
+        if self.failure is None:
+            self.failure = exc
+
+    # ---- what differs between the two modes ----
+
+    def runs_here(self, party: str) -> bool:
+        """Whether this process submits the Ray work of calls at ``party``."""
+        raise NotImplementedError
+
+    def placement(self, party: str, options: dict[str, Any], actor: bool = False) -> dict[str, Any]:
+        """Ray options for a task (or an ``actor``) of ``party``: the user's ``options``, plus placement."""
+        return options
+
+    def resolve(self, args: tuple, kwargs: dict, party: str) -> tuple[tuple, dict]:
+        """Arguments of a call at ``party``, run here: FedObjects become Ray ObjectRefs."""
+        raise NotImplementedError
+
+    def push_args(self, args: tuple, kwargs: dict, dst: str) -> None:
+        """Before a call at ``dst``, run elsewhere: send it the arguments this process owns."""
+        raise NotImplementedError
+
+    def get(self, objects: list[FedObject]) -> list[Any]:
+        """The values of ``objects`` (Ray's errors propagate)."""
+        raise NotImplementedError
+
+    def stop(self, failure: BaseException | None) -> None:
+        """End the job (``fed.shutdown``): ``failure`` is the error that ended the program, if any."""
+        raise NotImplementedError
+
+
+def map_fed_objects(value: Any, fn: Callable[[FedObject], Any]) -> Any:
+    """Apply ``fn`` to every FedObject inside lists, tuples and dicts, rebuilding the containers."""
+    if isinstance(value, FedObject):
+        return fn(value)
+    if isinstance(value, list):
+        return [map_fed_objects(v, fn) for v in value]
+    if isinstance(value, tuple):
+        items = [map_fed_objects(v, fn) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, dict):
+        return {k: map_fed_objects(v, fn) for k, v in value.items()}
+    return value
