@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -37,15 +38,26 @@ def free_ports(n: int) -> list[int]:
     ports: list[int] = []
     while len(ports) < n:
         port = random.choice(_PORTS)
-        if port in ports:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
+        if port not in ports and _bindable(port):
+            ports.append(port)
     return ports
+
+
+def free_port_range(n: int) -> int:
+    """The first of ``n`` consecutive free ports (for scripts that take a base port)."""
+    while True:
+        base = random.choice(_PORTS[: len(_PORTS) - n])
+        if all(_bindable(port) for port in range(base, base + n)):
+            return base
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def addresses(*parties: str) -> dict[str, str]:
@@ -132,3 +144,21 @@ def assert_ok(parties: dict[str, Party]) -> None:
     """Every party exited 0."""
     bad = [p for p in parties.values() if p.returncode != 0]
     assert not bad, report(list(parties.values()))
+
+
+def run_fed(*args: str, timeout: float = 240) -> tuple[int | None, str]:
+    """The ``fed`` command (``fed run ...``) as a process of its own; returns its exit code and output.
+
+    At the end it gets SIGTERM, on which ``fed run`` stops the sessions of the scripts it started,
+    and then its own session is killed."""
+    party = start("fed", [sys.executable, "-m", "fed", *args])
+    try:
+        wait_all([party], timeout)
+    finally:
+        try:
+            os.killpg(party.proc.pid, signal.SIGTERM)
+            party.proc.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        kill(party)
+    return party.returncode, party.output

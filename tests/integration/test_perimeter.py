@@ -43,7 +43,7 @@ def test_a_value_that_would_run_a_command_is_refused_and_the_audit_log_tells_wha
     assert "posix.system" in exploit["reason"]
     # bob sent alice the result of `total` and an error report for `describe`, nothing else.
     assert [(e["function"], e["destination"], e["outcome"]) for e in entries["bob"]] == [
-        ("__main__.total", "alice", "sent"), ("__main__.describe", "alice", "error")]
+        ("common.total", "alice", "sent"), ("__main__.describe", "alice", "error")]
 
 
 def test_an_impostor_with_a_valid_certificate_of_another_party_is_refused_both_ways(tmp_path):

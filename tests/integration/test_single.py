@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
 
 import pytest
-from harness import SCRIPTS, addresses, kill, report, start, wait_all
+from harness import SCRIPTS, addresses, kill, report, run_fed, start, wait_all
 
 
-def run_single(parties: str, script: str, *args: str, timeout: float = 240):
-    """``fed run --single --parties PARTIES SCRIPT ARGS``; returns (exit code, output)."""
-    party = start("single", [sys.executable, "-m", "fed", "run", "--single", "--parties", parties, script, *args])
-    try:
-        wait_all([party], timeout)
-    finally:
-        try:  # fed run stops the script's session on SIGTERM; then make sure of it
-            os.killpg(party.proc.pid, signal.SIGTERM)
-            party.proc.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        kill(party)
-    return party.returncode, party.output
+def run_single(parties: str, script: str, *args: str, timeout: float = 240) -> tuple[int | None, str]:
+    return run_fed("run", "--single", "--parties", parties, script, *args, timeout=timeout)
 
 
 def test_the_quick_start_gives_the_same_result_as_across_parties():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+
 import fed
 
 
@@ -34,3 +36,19 @@ def make(x):
 @fed.remote
 def add(a, b):
     return a + b
+
+
+@fed.remote
+def total(w):
+    """The sum of a ``perimeter_types.Weights``."""
+    return sum(w.values)
+
+
+@fed.remote
+def ones(n):
+    return np.ones(n, dtype=np.uint8)
+
+
+@fed.remote
+def nbytes(a):
+    return a.nbytes

@@ -16,10 +16,9 @@ import json
 import os
 import time
 
-import numpy as np
 import perimeter_types
 import ray
-from common import args
+from common import args, nbytes, ones, total
 
 import fed
 
@@ -27,21 +26,6 @@ import fed
 @fed.remote
 def make_weights():
     return perimeter_types.Weights([1, 2, 3])
-
-
-@fed.remote
-def total(w):
-    return sum(w.values)
-
-
-@fed.remote
-def make_ones(n):
-    return np.ones(n, dtype=np.uint8)
-
-
-@fed.remote
-def size(x):
-    return x.size
 
 
 @fed.remote
@@ -88,10 +72,10 @@ def main() -> None:
     comm = {"max_buffered_bytes": 1_500_000, "timeout_in_ms": 20_000}
     fed.init(addresses=addrs, party=party, job_name="capped", config={"cross_silo_comm": comm},
              logging_level="info")
-    arrays = [make_ones.party("alice").remote(10**6) for _ in range(3)]
+    arrays = [ones.party("alice").remote(10**6) for _ in range(3)]
     if party == "bob":
         time.sleep(3)
-    print(f"{party} CAPPED {fed.get([size.party('bob').remote(a) for a in arrays])}")
+    print(f"{party} CAPPED {fed.get([nbytes.party('bob').remote(a) for a in arrays])}")
     fed.shutdown()
     ray.shutdown()
 

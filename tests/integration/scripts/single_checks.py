@@ -14,8 +14,8 @@ import json
 import socket
 import sys
 
-import numpy as np
 import ray
+from common import nbytes, ones, total
 from perimeter_types import Weights
 
 import fed
@@ -35,21 +35,6 @@ class Where:
 @fed.remote
 def weights():
     return Weights([1.0, 2.0])
-
-
-@fed.remote
-def total(w):
-    return sum(w.values)
-
-
-@fed.remote
-def array(n):
-    return np.ones(n, dtype=np.uint8)
-
-
-@fed.remote
-def size(a):
-    return a.nbytes
 
 
 def expect_error(what, text):
@@ -77,8 +62,8 @@ def main() -> None:
     expect_error(lambda: fed.get(w), "perimeter_types.Weights")
     print(f"CHECK refused OK: {message}", flush=True)
 
-    assert fed.get(size.party("bob").remote(array.party("alice").remote(50_000))) == 50_000
-    message = expect_error(lambda: fed.get(size.party("bob").remote(array.party("alice").remote(200_000))),
+    assert fed.get(nbytes.party("bob").remote(ones.party("alice").remote(50_000))) == 50_000
+    message = expect_error(lambda: fed.get(nbytes.party("bob").remote(ones.party("alice").remote(200_000))),
                            "over messages_max_size_in_bytes=100000")
     print(f"CHECK size OK: {message}", flush=True)
 
