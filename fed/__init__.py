@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fed._api import audit_log, get, init, kill, shutdown
+from fed._api import audit_log, get, init, kill, shutdown, stats
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle, remote
@@ -21,4 +21,5 @@ __all__ = [
     "kill",
     "remote",
     "shutdown",
+    "stats",
 ]

@@ -134,8 +134,10 @@ def _start_proxies(cfg: FedConfig, owns_ray: bool,
         **actor_options(comm.recv_resource_label, comm.max_concurrency)).remote(cfg)
     sender = None
     try:
-        ray.get(receiver.start.remote())
+        _placed(receiver.start.remote(), "receiver", comm.recv_resource_label, comm.timeout_in_ms)
         sender = start_sender(cfg)
+        if comm.send_resource_label:
+            _placed(sender.ready(), "sender", comm.send_resource_label, comm.timeout_in_ms)
         if cfg.barrier_on_initializing:
             for answer in [sender.ping(p) for p in cfg.peers]:
                 answer.result()
@@ -146,6 +148,17 @@ def _start_proxies(cfg: FedConfig, owns_ray: bool,
         ray.kill(receiver)
         raise _public(exc) from None
     return context.Runtime(cfg, sender, receiver, owns_ray, on_failure)
+
+
+def _placed(ready: Any, what: str, label: Any, timeout_ms: int) -> None:
+    """Wait for a proxy actor to start; a clear error if Ray cannot place it within ``timeout_ms``."""
+    try:
+        ray.get(ready, timeout=timeout_ms / 1000)
+    except ray.exceptions.GetTimeoutError:
+        needs = f"asks Ray for {label}, and no node has that free" if label else "was not scheduled"
+        raise FedError(f"fed's {what} actor did not start within {timeout_ms} ms: it {needs} (free now: "
+                       f"{ray.available_resources()}). The receiver and the sender each take the resources "
+                       "of their label: give the node enough of them (ray start --resources=...)") from None
 
 
 def _public(exc: BaseException) -> BaseException:
@@ -215,6 +228,20 @@ def audit_log() -> list[dict[str, Any]]:
     runtime = context.active()
     log = runtime.audit if runtime is not None else _last_audit
     return log.entries() if log is not None else []
+
+
+def stats() -> dict[str, Any]:
+    """What moved between this party and each peer in the current job, and what waits.
+
+    ``peers`` maps each peer to ``sent_values``, ``sent_bytes``, ``push_seconds_mean`` and
+    ``push_seconds_max`` (from a value being ready to its delivery), ``sent_mb_per_s``,
+    ``retries``, ``refusals`` (the peer or the size limit refused a value), ``failures`` (pushes
+    given up), ``received_values``, ``received_bytes`` and ``duplicates`` (dropped). ``total``
+    sums them over the peers and adds ``refused`` (pushes this party refused); ``waiting`` counts
+    the values received (or being received) but not consumed yet, and their ``bytes``. The same
+    numbers are exported as Ray metrics (``ray_fed_*`` on each node's Prometheus endpoint).
+    """
+    return context.current().stats()
 
 
 def shutdown() -> None:

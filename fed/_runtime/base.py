@@ -81,6 +81,10 @@ class RuntimeBase:
         """The values of ``objects`` (Ray's errors propagate)."""
         raise NotImplementedError
 
+    def stats(self) -> dict[str, Any]:
+        """What moved between this party and its peers (``fed.stats()``)."""
+        raise NotImplementedError
+
     def stop(self, failure: BaseException | None) -> None:
         """End the job (``fed.shutdown``): ``failure`` is the error that ended the program, if any."""
         raise NotImplementedError

@@ -15,6 +15,7 @@ from fed._config import FedConfig
 from fed._runtime.base import RuntimeBase, map_fed_objects
 from fed._runtime.objects import FedObject
 from fed._runtime.send_watch import SendWatcher, failure_of
+from fed._transport import metrics
 
 logger = logging.getLogger("fed")
 
@@ -126,6 +127,12 @@ class Runtime(RuntimeBase):
         except ray.exceptions.GetTimeoutError:
             self.share_calls()  # blocked: let the receiver compare this party's calls with its peers'
             return ray.get(refs)
+
+    def stats(self) -> dict[str, Any]:
+        """``fed.stats()``: the sender's and the receiver's counters, per peer."""
+        sent = self.sender.stats().result(10)
+        received = ray.get(self.receiver.stats.remote(), timeout=10)
+        return metrics.combine(self.config.job_name, self.party, self.config.peers, sent, received)
 
     def stop(self, failure: BaseException | None) -> None:
         """Wait for pushes (60 s; 5 s after a failure), tell the peers, stop the sender and receiver."""

@@ -21,7 +21,7 @@ from fed._runtime.base import RuntimeBase, map_fed_objects
 from fed._runtime.objects import FedObject
 from fed._serialization import codec
 from fed._serialization.allowlist import merge_allowed
-from fed._transport import wire
+from fed._transport import metrics, wire
 
 logger = logging.getLogger("fed")
 
@@ -132,6 +132,11 @@ class SingleRuntime(RuntimeBase):
             if obj._received is None:
                 obj._received = self._crossing.cross.remote([obj._ref], obj.owner, obj.object_id, obj.fingerprint)
             return obj._received
+
+    def stats(self) -> dict[str, Any]:
+        """Nothing goes over a network in single-controller mode: no peers to count."""
+        return metrics.combine(self.config.job_name, self.party, [], {"peers": {}},
+                               {"peers": {}, "refused": 0, "waiting_values": 0, "waiting_bytes": 0})
 
     def stop(self, failure: BaseException | None) -> None:
         """No proxies, no peers to tell: only the crossing actor to stop."""

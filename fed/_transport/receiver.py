@@ -17,6 +17,7 @@ from fed._serialization import codec
 from fed._serialization.allowlist import merge_allowed
 from fed._transport import grpc_setup, wire
 from fed._transport.liveness import Gone, PeerWatch, calls_answer, gone_error, ping_answer
+from fed._transport.metrics import Meter, node_id
 
 logger = logging.getLogger("fed.receiver")
 
@@ -60,7 +61,8 @@ class Receiver:
         self._calls = CallLog()  # this party's calls, as far as its driver has shared them
         self._peers = PeerWatch(config, self._calls, self._peer_gone)
         self._server: grpc.aio.Server | None = None
-        self._counts = {"values": 0, "duplicates": 0}
+        self._meter = Meter(config.job_name, config.party, "received")
+        self._refused = 0  # pushes and requests refused, from any peer
 
     async def start(self) -> str:
         """Bind the listening address and serve; a taken port is an error, never shared."""
@@ -166,7 +168,19 @@ class Receiver:
 
     def counts(self) -> dict[str, int]:
         """Pushes taken so far (values stored, duplicates dropped) and payload bytes buffered now."""
-        return {**self._counts, "buffered_bytes": self._buffered}
+        peers = self._meter.snapshot().values()
+        return {"values": sum(p["values"] for p in peers), "duplicates": sum(p["duplicates"] for p in peers),
+                "buffered_bytes": self._buffered}
+
+    def stats(self) -> dict[str, Any]:
+        """What this receiver took, per peer; what it refused; what it holds that was not consumed
+        yet (values received or being received, and their payload bytes)."""
+        return {"peers": self._meter.snapshot(), "refused": self._refused,
+                "waiting_values": len(self._held), "waiting_bytes": self._buffered, "node": node_id()}
+
+    async def _refuse(self, refused: _Refused, context: grpc.aio.ServicerContext) -> None:
+        self._refused += 1
+        await _refuse(refused, context)
 
     def _slot(self, key: tuple[str, str]) -> asyncio.Future:
         fut = self._slots.get(key)
@@ -187,7 +201,7 @@ class Receiver:
     async def _calls_of(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         answer = calls_answer(self._calls, request)
         if answer is None:
-            await _refuse(_Refused(grpc.StatusCode.INVALID_ARGUMENT, "malformed calls request"), context)
+            await self._refuse(_Refused(grpc.StatusCode.INVALID_ARGUMENT, "malformed calls request"), context)
         return answer
 
     async def _bye(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -206,7 +220,7 @@ class Receiver:
                                             cause if isinstance(cause, str) else None))
             return b"ok"
         except _Refused as refused:
-            await _refuse(refused, context)
+            await self._refuse(refused, context)
 
     async def _push(self, requests, context: grpc.aio.ServicerContext) -> None:
         try:
@@ -225,7 +239,7 @@ class Receiver:
                     raise
             await context.write(answer)
         except _Refused as refused:
-            await _refuse(refused, context)
+            await self._refuse(refused, context)
 
     async def _push_whole(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
@@ -245,7 +259,7 @@ class Receiver:
                 self._release((header.src, header.object_id))
                 raise
         except _Refused as refused:
-            await _refuse(refused, context)
+            await self._refuse(refused, context)
 
     def _admit(self, frame: bytes, context: grpc.aio.ServicerContext) -> wire.Header | None:
         """The push's header if this party takes it, None for a duplicate; else ``_Refused``.
@@ -262,7 +276,7 @@ class Receiver:
         key = (header.src, header.object_id)
         if key in self._consumed or (key in self._slots and self._slots[key].done()):
             logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
-            self._counts["duplicates"] += 1
+            self._meter.add(header.src, duplicates=1)
             return None
         if key in self._held:
             raise _Refused(grpc.StatusCode.UNAVAILABLE,
@@ -282,9 +296,11 @@ class Receiver:
                            f"max_buffered_bytes={cap}. Try again after it consumes some")
         self._held[key] = size
         self._buffered += size
+        self._meter.waiting(len(self._held), self._buffered)
 
     def _release(self, key: tuple[str, str]) -> None:
         self._buffered -= self._held.pop(key, 0)
+        self._meter.waiting(len(self._held), self._buffered)
 
     def _store(self, header: wire.Header, payload: memoryview) -> bytes:
         """Decode the value and hand it to whoever waits for it."""
@@ -297,7 +313,7 @@ class Receiver:
                 f"value {header.object_id} from party {header.src!r} was refused: {refused}")))
             raise
         self._deliver(key, arrived)
-        self._counts["values"] += 1
+        self._meter.add(header.src, values=1, bytes=header.total_size)
         return b"ok"
 
     def _deliver(self, key: tuple[str, str], arrived: _Arrived) -> None:

@@ -8,7 +8,7 @@ import json
 import logging
 import random
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -16,6 +16,7 @@ from fed._config import FedConfig
 from fed._exceptions import FedSendError, seen_elsewhere
 from fed._serialization import codec
 from fed._transport import grpc_setup, wire
+from fed._transport.metrics import Meter, Progress, node_id
 
 logger = logging.getLogger("fed.sender")
 
@@ -38,6 +39,7 @@ class Sender:
         self._config = config
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._metadata = tuple((k.lower(), v) for k, v in (config.comm.http_header or {}).items())
+        self.meter = Meter(config.job_name, config.party, "sent")
 
     def _channel(self, dst: str) -> grpc.aio.Channel:
         channel = self._channels.get(dst)
@@ -89,7 +91,9 @@ class Sender:
                              fingerprint=fingerprint, codec=codec_name,
                              segments=tuple(s.nbytes for s in segments))
         limit = cfg.comm.messages_max_size_in_bytes
+        ready = time.monotonic()
         if header.total_size > limit:
+            self.meter.add(dst, refusals=1, failures=1)
             too_big = FedSendError(f"value {object_id} ({fingerprint}) is {header.total_size} bytes, over "
                                   f"messages_max_size_in_bytes={limit}; it was not sent to {dst!r}")
             await self._push(dst, *self._error_notice(header, too_big))
@@ -97,9 +101,16 @@ class Sender:
         try:
             await self._push(dst, header, segments)
         except FedSendError as exc:
+            self.meter.add(dst, failures=1)
             await self._tell_failure(dst, header, exc)
             raise
+        self.meter.add(dst, values=1, bytes=header.total_size)
+        self.meter.took(dst, time.monotonic() - ready)
         return Sent(header.total_size, codec_name)
+
+    async def stats(self) -> dict[str, Any]:
+        """What this sender pushed, per peer (see ``metrics``), and the Ray node it runs on."""
+        return {"peers": self.meter.snapshot(), "node": node_id()}
 
     async def _tell_failure(self, dst: str, header: wire.Header, exc: FedSendError) -> None:
         """One short try to tell ``dst`` the value will not come, so it does not wait for it.
@@ -142,6 +153,7 @@ class Sender:
             except grpc.aio.AioRpcError as exc:
                 error = _describe(exc)
                 if exc.code() not in _TRANSIENT:
+                    self.meter.add(dst, refusals=1)
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to "
                                        f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
             except asyncio.TimeoutError:
@@ -153,6 +165,7 @@ class Sender:
                                    f"{dst!r} at {cfg.addresses[dst]}: {error} "
                                    f"(timeout_in_ms={cfg.comm.timeout_in_ms}){hint}")
             logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
+            self.meter.add(dst, retries=1)
             await asyncio.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 5.0)
 
@@ -168,8 +181,9 @@ class Sender:
         frames = _frames(wire.encode_header(header), segments, self._config.comm.chunk_size_in_bytes, window)
         rpc = self._channel(dst).stream_stream(wire.PUSH_METHOD)(frames, wait_for_ready=True,
                                                                 metadata=self._metadata)
+        progress = Progress(f"push of {header.object_id} ({header.fingerprint}) to {dst}", header.total_size)
         try:
-            await _follow(rpc, window, patience)
+            await _follow(rpc, window, patience, progress)
         except asyncio.TimeoutError:
             rpc.cancel()
             raise
@@ -248,7 +262,7 @@ async def _frames(head: bytes, segments: list[memoryview], chunk_size: int, wind
         yield chunk
 
 
-async def _follow(rpc: grpc.aio.StreamStreamCall, window: _Window, patience: float) -> bytes:
+async def _follow(rpc: grpc.aio.StreamStreamCall, window: _Window, patience: float, progress: Progress) -> bytes:
     """Read acks until the final answer; ``asyncio.TimeoutError`` after ``patience`` s without a message."""
     while True:
         message = await asyncio.wait_for(rpc.read(), patience)
@@ -258,6 +272,7 @@ async def _follow(rpc: grpc.aio.StreamStreamCall, window: _Window, patience: flo
         if acked is None:
             return message
         window.ack(acked)
+        progress.update(acked)
 
 
 def _describe(exc: Exception | None) -> str:

@@ -43,6 +43,10 @@ class ThreadSender:
         """Tell ``dst`` this party sends nothing more."""
         return self._run(self._sender.bye(dst, kind, error_type, cause))
 
+    def stats(self) -> concurrent.futures.Future:
+        """What was pushed, per peer."""
+        return self._run(self._sender.stats())
+
     def stop(self, timeout: float) -> None:
         """Close the channels and end the thread."""
         try:
@@ -75,6 +79,14 @@ class ActorSender:
     def bye(self, dst: str, kind: str, error_type: str = "", cause: str | None = None) -> concurrent.futures.Future:
         """Tell ``dst`` this party sends nothing more."""
         return self._actor.bye.remote(dst, kind, error_type, cause).future()
+
+    def stats(self) -> concurrent.futures.Future:
+        """What was pushed, per peer."""
+        return self._actor.stats.remote().future()
+
+    def ready(self) -> ray.ObjectRef:
+        """Resolves once the actor runs (Ray placed it)."""
+        return self._actor.stats.remote()
 
     def stop(self, timeout: float) -> None:
         """Close the channels and kill the actor."""

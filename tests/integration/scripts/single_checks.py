@@ -74,6 +74,8 @@ def main() -> None:
         except OSError:
             continue
         raise AssertionError(f"something listens on {address} in single-controller mode")
+    stats = fed.stats()
+    assert stats["peers"] == {} and stats["total"]["sent_values"] == 0, stats  # nothing crossed a network
     print("CHECK no listening OK", flush=True)
     fed.shutdown()
 
