@@ -77,26 +77,33 @@ class PeerWatch:
 
     async def _watch(self, party: str, waiting: Callable[[], bool]) -> None:
         comm = self._config.comm
-        interval = comm.liveness_timeout_in_ms / 1000 / 5
+        short, long = comm.liveness_timeout_in_ms / 1000, comm.timeout_in_ms / 1000
+        interval = short / 5
         last_answer = time.monotonic()
+        cut_since: float | None = None  # when the current run of failed connections began
         while waiting() and party not in self._gone:
+            asked = time.monotonic()
             answer = await self._answers(party, timeout=interval * 2)
             now = time.monotonic()
             if answer == "yes":
                 last_answer = now
                 self._seen.add(party)
+            # Refused or broken connections (keepalive closes a silent one) for the liveness
+            # timeout without a break say the peer is gone. A ping answered late over a live
+            # connection says little (a busy peer on a loaded machine; its connection may also
+            # drop and come back), nor does silence from a peer that may still be starting:
+            # those count only after timeout_in_ms without an answer.
+            cut_since = (cut_since or asked) if answer == "unreachable" else None
+            if cut_since is not None and party in self._seen and now - cut_since > short:
+                patience = short
+            elif now - last_answer > long:
+                patience = long
             else:
-                # A refused or broken connection (keepalive closes a silent one) says the peer is
-                # gone: lost after liveness_timeout_in_ms. A ping answered late over a live
-                # connection says little (a busy peer on a loaded machine), nor does silence from
-                # a peer that may still be starting: lost only after timeout_in_ms.
-                short = answer == "unreachable" and party in self._seen
-                patience = (comm.liveness_timeout_in_ms if short else comm.timeout_in_ms) / 1000
-                if now - last_answer > patience:
-                    self.mark_gone(party, Gone("lost", cause=f"no answer from {self._config.addresses[party]} "
-                                                             f"for {patience:g} s"))
-                    return
-            await asyncio.sleep(interval)
+                await asyncio.sleep(interval)
+                continue
+            self.mark_gone(party, Gone("lost", cause=f"no answer from {self._config.addresses[party]} "
+                                                     f"for {patience:g} s"))
+            return
 
     async def _answers(self, party: str, timeout: float) -> str:
         """``yes`` if ``party``'s receiver for this job answers within ``timeout`` s, ``late`` if the

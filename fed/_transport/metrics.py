@@ -157,5 +157,6 @@ def combine(job: str, party: str, peers: list[str], sent: dict[str, Any], receiv
                  sent_mb_per_s=total["sent_bytes"] / seconds / 1e6 if seconds > 0 else 0.0,
                  refused=received["refused"])
     return {"job": job, "party": party, "peers": rows, "total": total,
-            "waiting": {"values": received["waiting_values"], "bytes": received["waiting_bytes"]},
+            "waiting": {"values": received["waiting_values"], "bytes": received["waiting_bytes"],
+                        "peak_bytes": received.get("waiting_peak", 0)},
             "nodes": {"sender": sent.get("node"), "receiver": received.get("node")}}

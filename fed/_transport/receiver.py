@@ -63,6 +63,7 @@ class Receiver:
         self._server: grpc.aio.Server | None = None
         self._meter = Meter(config.job_name, config.party, "received")
         self._refused = 0  # pushes and requests refused, from any peer
+        self._peak = 0  # the most bytes held at once
 
     async def start(self) -> str:
         """Bind the listening address and serve; a taken port is an error, never shared."""
@@ -176,7 +177,8 @@ class Receiver:
         """What this receiver took, per peer; what it refused; what it holds that was not consumed
         yet (values received or being received, and their payload bytes)."""
         return {"peers": self._meter.snapshot(), "refused": self._refused,
-                "waiting_values": len(self._held), "waiting_bytes": self._buffered, "node": node_id()}
+                "waiting_values": len(self._held), "waiting_bytes": self._buffered, "waiting_peak": self._peak,
+                "node": node_id()}
 
     async def _refuse(self, refused: _Refused, context: grpc.aio.ServicerContext) -> None:
         self._refused += 1
@@ -296,6 +298,7 @@ class Receiver:
                            f"max_buffered_bytes={cap}. Try again after it consumes some")
         self._held[key] = size
         self._buffered += size
+        self._peak = max(self._peak, self._buffered)
         self._meter.waiting(len(self._held), self._buffered)
 
     def _release(self, key: tuple[str, str]) -> None:

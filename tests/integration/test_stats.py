@@ -25,6 +25,8 @@ def test_stats_and_ray_metrics_match_what_was_sent():
         assert row["sent_mb_per_s"] > 0, row
     for party in ("alice", "bob"):
         total = stats[party]["total"]
-        assert total["refused"] == 0 and stats[party]["waiting"] == {"values": 0, "bytes": 0}, stats[party]
+        waiting = stats[party]["waiting"]
+        assert total["refused"] == 0 and (waiting["values"], waiting["bytes"]) == (0, 0), stats[party]
+        assert waiting["peak_bytes"] >= (2_000_000 if party == "bob" else 1), waiting
     metric = re.search(r"alice METRIC (.*)", parties["alice"].output).group(1)
     assert 'job="default"' in metric and 'party="alice"' in metric and metric.endswith(" 21.0"), metric
