@@ -17,6 +17,7 @@ from fed._runtime.audit import AuditLog
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle
 from fed._runtime.send_watch import unwrap
+from fed._transport import receiver as receiver_mod
 from fed._transport.receiver import Receiver
 from fed._transport.sender_host import actor_options, start_sender
 
@@ -131,7 +132,7 @@ def _start_proxies(cfg: FedConfig, owns_ray: bool,
                    on_failure: Callable[[BaseException], None] | None) -> context.Runtime:
     comm = cfg.comm
     receiver = ray.remote(Receiver).options(
-        **actor_options(comm.recv_resource_label, comm.max_concurrency)).remote(cfg)
+        **actor_options(comm.recv_resource_label, receiver_mod.CONCURRENCY)).remote(cfg)
     sender = None
     try:
         _placed(receiver.start.remote(), "receiver", comm.recv_resource_label, comm.timeout_in_ms)

@@ -84,21 +84,45 @@ class Runtime(RuntimeBase):
             byes = [self.sender.bye(p, "aborted", type(failure).__name__, cause) for p in self.config.peers]
         concurrent.futures.wait(byes, timeout)
 
-    def receive(self, obj: FedObject) -> Any:
-        """The Ray ObjectRef of a value another party pushes here (asked for once per object)."""
-        self.check_session(obj)
+    def receive(self, objects: list[FedObject]) -> None:
+        """Ask the receiver for the values of ``objects`` (other parties' values this party has not
+        asked for yet): one Ray call for them all, whose returns become their ``_received`` refs.
+
+        One call per consuming ``.remote()`` rather than per value: a job with 10,000 values in
+        flight would otherwise keep 10,000 actor calls pending in the receiver, which costs about
+        50 KB each there, and past its ``max_concurrency`` the calls queue in Ray while values
+        they wait for are refused for lack of room. The refs of one call resolve together, when
+        all its values have arrived (the call needs them all anyway); if one of them is an error,
+        every ref of that call raises it.
+        """
+        for obj in objects:
+            self.check_session(obj)
         with self._lock:
-            if obj._received is None:
-                obj._received = self.receiver.get.remote(obj.owner, obj.object_id, obj.fingerprint)
-            return obj._received
+            new = list({id(obj): obj for obj in objects if obj._received is None}.values())
+            wanted = [(obj.owner, obj.object_id, obj.fingerprint) for obj in new]
+            if len(new) == 1:
+                new[0]._received = self.receiver.get.remote(*wanted[0])
+            elif new:
+                refs = self.receiver.get_many.options(num_returns=len(new)).remote(wanted)
+                for obj, ref in zip(new, refs):
+                    obj._received = ref
 
     def resolve(self, args: tuple, kwargs: dict, party: str) -> tuple[tuple, dict]:
         """Arguments of a call at this party: FedObjects become Ray ObjectRefs (received ones too)."""
+        incoming: list[FedObject] = []
+
+        def collect(obj: FedObject) -> FedObject:
+            if obj.owner != self.party:
+                incoming.append(obj)
+            return obj
+        map_fed_objects((args, kwargs), collect)
+        self.receive(incoming)
+
         def to_ref(obj: FedObject) -> Any:
             if obj.owner == self.party:
                 self.check_session(obj)
                 return obj._ref
-            return self.receive(obj)
+            return obj._received
         return map_fed_objects(args, to_ref), map_fed_objects(kwargs, to_ref)
 
     def push_args(self, args: tuple, kwargs: dict, dst: str) -> None:
@@ -113,15 +137,13 @@ class Runtime(RuntimeBase):
 
     def get(self, objects: list[FedObject]) -> list[Any]:
         """The owner pushes each value to every party that has not received it; the others wait for it."""
-        refs = []
         for obj in objects:
             self.check_session(obj)
             if obj.owner == self.party:
                 for peer in self.config.peers:
                     self.push(obj, peer)
-                refs.append(obj._ref)
-            else:
-                refs.append(self.receive(obj))
+        self.receive([obj for obj in objects if obj.owner != self.party])
+        refs = [obj._ref if obj.owner == self.party else obj._received for obj in objects]
         try:
             return ray.get(refs, timeout=_SHARE_CALLS_AFTER_S)
         except ray.exceptions.GetTimeoutError:

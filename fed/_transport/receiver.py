@@ -17,53 +17,48 @@ from fed._serialization import codec
 from fed._serialization.allowlist import merge_allowed
 from fed._transport import grpc_setup, wire
 from fed._transport.liveness import Gone, PeerWatch, calls_answer, gone_error, ping_answer
+from fed._transport.mailbox import Arrived, Mailbox, NoRoom
 from fed._transport.metrics import Meter, node_id
 
 logger = logging.getLogger("fed.receiver")
 
-
-class _Arrived:
-    """A value (or a remote error) delivered for one key."""
-
-    __slots__ = ("fingerprint", "value", "error")
-
-    def __init__(self, fingerprint: str, value: Any = None, error: Exception | None = None) -> None:
-        self.fingerprint, self.value, self.error = fingerprint, value, error
+# The receiver actor's Ray concurrency: no limit in practice. Its calls from the driver wait for
+# values; were they queued, the values they wait for could be refused for lack of room (held by
+# values whose calls are queued), and the control calls (stats, stop) would queue behind them.
+# A waiting call costs about 50 KB of the actor's memory whatever this number is.
+CONCURRENCY = 1_000_000
 
 
 class _Refused(Exception):
-    """A push this receiver will not take; carries the gRPC status for the sender."""
+    """A push this receiver will not take; carries the gRPC status for the sender, and whether the
+    push is refused only until this party consumes values (``wire.NO_ROOM`` tells the sender)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, no_room: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.no_room = no_room
 
 
 class Receiver:
     """Holds one gRPC server on the party's listening address for one job.
 
-    Values are stored under ``(source party, object id)`` until this party asks for them with
-    ``get``; a second push of a key is acknowledged as a duplicate and dropped. The payload bytes of
-    values taken but not yet handed out (and of pushes being received) are capped at
-    ``max_buffered_bytes``: a push over the cap is refused as UNAVAILABLE, which the sender retries,
-    so an honest peer waits while a flood of values nobody consumes stops at the cap.
+    Values are kept in a ``Mailbox`` under ``(source party, object id)`` until this party asks for
+    them with ``get`` or ``get_many``; a second push of a key is acknowledged as a duplicate and
+    dropped. A push the mailbox has no room for is refused as UNAVAILABLE marked ``wire.NO_ROOM``,
+    which the sender retries for as long as it gets that answer, so an honest peer waits while a
+    flood of values nobody consumes stops at the cap.
     """
 
     def __init__(self, config: FedConfig) -> None:
         self._config = config
         comm = config.comm
         self._allowed = None if comm.allow_unsafe_deserialization else merge_allowed(comm.serializing_allowed_list)
-        self._slots: dict[tuple[str, str], asyncio.Future] = {}
-        self._consumed: set[tuple[str, str]] = set()
-        self._held: dict[tuple[str, str], int] = {}  # payload bytes per key received or receiving
-        self._buffered = 0
-        self._waiting: dict[tuple[str, str], str] = {}  # keys this party waits for -> expected fingerprint
+        self._meter = Meter(config.job_name, config.party, "received")
+        self._box = Mailbox(config.party, comm.max_buffered_bytes, comm.max_wait_in_ms, self._meter)
         self._calls = CallLog()  # this party's calls, as far as its driver has shared them
         self._peers = PeerWatch(config, self._calls, self._peer_gone)
         self._server: grpc.aio.Server | None = None
-        self._meter = Meter(config.job_name, config.party, "received")
         self._refused = 0  # pushes and requests refused, from any peer
-        self._peak = 0  # the most bytes held at once
 
     async def start(self) -> str:
         """Bind the listening address and serve; a taken port is an error, never shared."""
@@ -99,31 +94,20 @@ class Receiver:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
-        for fut in self._slots.values():
-            if not fut.done():
-                fut.cancel()
+        self._box.close()
 
     async def get(self, src: str, object_id: str, fingerprint: str) -> Any:
         """Wait for the value ``src`` pushes under ``object_id`` and return it (once)."""
         key = (src, object_id)
-        if key in self._consumed:
+        box = self._box
+        if box.was_taken(key):
             raise RuntimeError(f"value {object_id} from {src!r} was already handed out")
-        slot = self._slot(key)
-        if not slot.done():
+        if not box.has(key):
             gone = self._peers.gone(src)
             if gone is not None:
-                del self._slots[key]
                 raise gone_error(self._config.party, src, gone, object_id, fingerprint)
-            self._waiting[key] = fingerprint
-            self._peers.watch(src, lambda: any(k[0] == src for k in self._waiting))
-            try:
-                await self._wait(slot, src, object_id, fingerprint)
-            finally:
-                self._waiting.pop(key, None)
-        arrived = slot.result()
-        del self._slots[key]
-        self._consumed.add(key)
-        self._release(key)
+            self._peers.watch(src, lambda: box.waits_for(src))
+        arrived = await box.take(key, fingerprint)
         if arrived.fingerprint != fingerprint:
             raise FedDivergenceError(
                 f"party {src!r} sent value {object_id} for call {arrived.fingerprint!r}, but this "
@@ -133,34 +117,25 @@ class Receiver:
             raise arrived.error
         return arrived.value
 
-    async def _wait(self, slot: asyncio.Future, src: str, object_id: str, fingerprint: str) -> None:
-        """Until the slot holds a value or an error; with ``max_wait_in_ms``, an error once that passes."""
-        limit = self._config.comm.max_wait_in_ms
-        if limit is None:
-            await asyncio.shield(slot)
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(slot), limit / 1000)
-        except asyncio.TimeoutError:
-            del self._slots[(src, object_id)]
-            self._consumed.add((src, object_id))  # should it come later, it is dropped
-            raise FedError(f"party {self._config.party!r} waited max_wait_in_ms={limit} for value "
-                           f"{object_id} ({fingerprint}) from party {src!r}") from None
+    async def get_many(self, wanted: list[tuple[str, str, str]]) -> list[Any]:
+        """``get`` of several values in one Ray call (the driver asks so for the values one call
+        consumes): their values in order, or the first error as soon as it comes."""
+        takes = [asyncio.ensure_future(self.get(*w)) for w in wanted]
+        for take in takes:
+            take.add_done_callback(_retrieved)  # errors after the first are not worth a warning
+        return list(await asyncio.gather(*takes))
 
     def _peer_gone(self, party: str) -> None:
         """``party`` will send nothing more: every wait on it ends with an error that says why."""
         gone = self._peers.gone(party)
-        for (src, object_id), fingerprint in list(self._waiting.items()):
+        for (src, object_id), fingerprint in list(self._box.waiting.items()):
             if src == party:
-                self._deliver((src, object_id), _Arrived(
+                self._box.deliver((src, object_id), Arrived(
                     fingerprint, error=gone_error(self._config.party, src, gone, object_id, fingerprint)))
 
     async def settle(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for the values this party asked for; how many never came."""
-        waiting = [fut for fut in self._slots.values() if not fut.done()]
-        if waiting:
-            await asyncio.wait(waiting, timeout=timeout)
-        return sum(not fut.done() for fut in waiting)
+        return await self._box.settle(timeout)
 
     def peers_started(self, parties: list[str]) -> None:
         """These peers answered at ``fed.init``: from now on, silence for ``liveness_timeout_in_ms`` is loss."""
@@ -171,24 +146,19 @@ class Receiver:
         """Pushes taken so far (values stored, duplicates dropped) and payload bytes buffered now."""
         peers = self._meter.snapshot().values()
         return {"values": sum(p["values"] for p in peers), "duplicates": sum(p["duplicates"] for p in peers),
-                "buffered_bytes": self._buffered}
+                "buffered_bytes": self._box.held_bytes}
 
     def stats(self) -> dict[str, Any]:
         """What this receiver took, per peer; what it refused; what it holds that was not consumed
         yet (values received or being received, and their payload bytes)."""
         return {"peers": self._meter.snapshot(), "refused": self._refused,
-                "waiting_values": len(self._held), "waiting_bytes": self._buffered, "waiting_peak": self._peak,
+                "waiting_values": self._box.held_values, "waiting_bytes": self._box.held_bytes,
+                "waiting_peak": self._box.peak_bytes,
                 "node": node_id()}
 
     async def _refuse(self, refused: _Refused, context: grpc.aio.ServicerContext) -> None:
         self._refused += 1
         await _refuse(refused, context)
-
-    def _slot(self, key: tuple[str, str]) -> asyncio.Future:
-        fut = self._slots.get(key)
-        if fut is None:
-            fut = self._slots[key] = asyncio.get_running_loop().create_future()
-        return fut
 
     def record_calls(self, start: int, digests: bytes, fingerprints: list[str]) -> None:
         """The driver shares the calls its program made since it last did (see ``call_log``)."""
@@ -237,7 +207,7 @@ class Receiver:
                     await context.write(wire.encode_ack(0))  # admitted: the sender may send data now
                     answer = self._store(header, await _assemble(requests, header.total_size, context))
                 except BaseException:
-                    self._release((header.src, header.object_id))
+                    self._box.release((header.src, header.object_id))
                     raise
             await context.write(answer)
         except _Refused as refused:
@@ -258,7 +228,7 @@ class Receiver:
                                    f"payload of {len(payload)} bytes, the header declares {header.total_size}")
                 return self._store(header, payload)
             except BaseException:
-                self._release((header.src, header.object_id))
+                self._box.release((header.src, header.object_id))
                 raise
         except _Refused as refused:
             await self._refuse(refused, context)
@@ -267,7 +237,7 @@ class Receiver:
         """The push's header if this party takes it, None for a duplicate; else ``_Refused``.
 
         A taken push holds its payload size in the buffer until its value is handed out or the
-        push fails (``_release``).
+        push fails (``Mailbox.release``).
         """
         try:
             header = wire.decode_header(frame)
@@ -276,34 +246,19 @@ class Receiver:
         self._check(header, context)
         self._peers.seen(header.src)
         key = (header.src, header.object_id)
-        if key in self._consumed or (key in self._slots and self._slots[key].done()):
+        if self._box.has(key):
             logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
             self._meter.add(header.src, duplicates=1)
             return None
-        if key in self._held:
+        if self._box.receiving(key):
             raise _Refused(grpc.StatusCode.UNAVAILABLE,
                            f"a push of value {header.object_id} from {header.src!r} is already being received")
-        self._reserve(key, header.total_size)
+        try:
+            self._box.reserve(key, header.total_size)
+        except NoRoom as exc:
+            code = grpc.StatusCode.UNAVAILABLE if exc.now else grpc.StatusCode.RESOURCE_EXHAUSTED
+            raise _Refused(code, str(exc), no_room=exc.now) from None
         return header
-
-    def _reserve(self, key: tuple[str, str], size: int) -> None:
-        cap = self._config.comm.max_buffered_bytes
-        if size > cap:
-            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"value of {size} bytes exceeds party {self._config.party!r}'s max_buffered_bytes={cap}")
-        if self._buffered + size > cap:
-            raise _Refused(grpc.StatusCode.UNAVAILABLE,
-                           f"party {self._config.party!r} already holds {self._buffered} bytes of values "
-                           f"that it has not consumed yet; a value of {size} bytes would pass its "
-                           f"max_buffered_bytes={cap}. Try again after it consumes some")
-        self._held[key] = size
-        self._buffered += size
-        self._peak = max(self._peak, self._buffered)
-        self._meter.waiting(len(self._held), self._buffered)
-
-    def _release(self, key: tuple[str, str]) -> None:
-        self._buffered -= self._held.pop(key, 0)
-        self._meter.waiting(len(self._held), self._buffered)
 
     def _store(self, header: wire.Header, payload: memoryview) -> bytes:
         """Decode the value and hand it to whoever waits for it."""
@@ -312,17 +267,12 @@ class Receiver:
             arrived = self._decode(header, payload)
         except _Refused as refused:
             # This party is waiting for the value too: tell it why it will never come.
-            self._deliver(key, _Arrived(header.fingerprint, error=FedError(
+            self._box.deliver(key, Arrived(header.fingerprint, error=FedError(
                 f"value {header.object_id} from party {header.src!r} was refused: {refused}")))
             raise
-        self._deliver(key, arrived)
+        self._box.deliver(key, arrived)
         self._meter.add(header.src, values=1, bytes=header.total_size)
         return b"ok"
-
-    def _deliver(self, key: tuple[str, str], arrived: _Arrived) -> None:
-        fut = self._slot(key)
-        if not fut.done():
-            fut.set_result(arrived)
 
     def _check_source(self, job: Any, src: str, context: grpc.aio.ServicerContext) -> None:
         """The message is for this job and comes from a peer (proved by its certificate with TLS)."""
@@ -348,25 +298,33 @@ class Receiver:
                            f"value of {header.total_size} bytes exceeds this party's "
                            f"messages_max_size_in_bytes={limit}")
 
-    def _decode(self, header: wire.Header, payload: memoryview) -> _Arrived:
+    def _decode(self, header: wire.Header, payload: memoryview) -> Arrived:
         segments = wire.split_payload(payload, header.segments)
         if header.codec == "error":
             body = wire.decode_json(segments[0], "error frame")
             error = FedRemoteError(str(body.get("party", header.src)), str(body.get("type", "Exception")),
                                    body.get("cause") if isinstance(body.get("cause"), str) else None)
-            return _Arrived(header.fingerprint, error=error)
+            return Arrived(header.fingerprint, error=error)
         try:
             value = codec.decode(segments, self._allowed)
         except Exception as exc:  # noqa: BLE001 - any failure to decode is the sender's problem
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
                            f"cannot decode value {header.object_id}: {exc}") from None
-        return _Arrived(header.fingerprint, value=value)
+        return Arrived(header.fingerprint, value=value)
 
 
 async def _refuse(refused: _Refused, context: grpc.aio.ServicerContext) -> None:
     """Log a refused push and end its call with the refusal's status and message."""
+    if refused.no_room:
+        logger.info("asked %s to wait: %s", context.peer(), refused)
+        await context.abort(refused.code, str(refused), wire.NO_ROOM)
     logger.warning("refused a push from %s: %s", context.peer(), refused)
     await context.abort(refused.code, str(refused))
+
+
+def _retrieved(take: asyncio.Future) -> None:
+    if not take.cancelled():
+        take.exception()
 
 
 async def _next_frame(requests) -> bytes | None:

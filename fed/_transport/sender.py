@@ -20,6 +20,7 @@ from fed._transport.metrics import Meter, Progress, node_id
 
 logger = logging.getLogger("fed.sender")
 
+
 class Sent(NamedTuple):
     """What one push sent: payload bytes, and ``pickle5`` for a value or ``error`` for an error report."""
 
@@ -30,6 +31,16 @@ class Sent(NamedTuple):
 # Failures that mean "the peer is not reachable right now": worth another try. A connection cut in
 # the middle of a stream surfaces as INTERNAL ("Internal error from Core") in grpc aio.
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
+# Backoff between tries: after a failure, and (capped lower, so that room is used soon after it
+# frees) while the receiver has no room.
+_FIRST_DELAY_S = 0.1
+_DELAY_MAX_S = 5.0
+_ROOM_DELAY_MAX_S = 1.0
+_ROOM_LOG_EVERY_S = 5.0
+# Tries of pushes to one peer that run at once. Thousands of values in flight are thousands of
+# pushes: 10,000 at once on one connection failed by the thousand with CANCELLED from inside
+# gRPC (tests/integration/test_in_flight.py); queued here, they all go through.
+_TRIES_AT_ONCE = 64
 
 
 class Sender:
@@ -40,6 +51,8 @@ class Sender:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._metadata = tuple((k.lower(), v) for k, v in (config.comm.http_header or {}).items())
         self.meter = Meter(config.job_name, config.party, "sent")
+        self._room_logged: dict[str, float] = {}  # peer -> when "no room there" was last logged
+        self._tries: dict[str, asyncio.Semaphore] = {}  # per peer: tries of pushes running at once
 
     def _channel(self, dst: str) -> grpc.aio.Channel:
         channel = self._channels.get(dst)
@@ -137,18 +150,20 @@ class Sender:
         A value that fits in one chunk goes as one unary call. A larger one is streamed: the receiver
         acknowledges every chunk and at most ``inflight_window_in_bytes`` are unacknowledged, which
         bounds the memory a push holds. There is no deadline on a whole transfer: a large value on a
-        slow but live link goes on as long as acknowledgements keep coming.
+        slow but live link goes on as long as acknowledgements keep coming. A receiver that has no
+        room until its program consumes values (``wire.NO_ROOM``) is live too: the push waits for it.
         """
         cfg = self._config
         patience = cfg.comm.timeout_in_ms / 1000
         whole = header.total_size <= cfg.comm.chunk_size_in_bytes
         attempt = self._send_whole if whole else self._send_streamed
         window = _Window(cfg.comm.inflight_window_in_bytes)
-        started = time.monotonic()
-        delay = 0.1
+        answered = time.monotonic()  # the receiver's last sign of life: start, ack, or "no room"
+        delay = room_delay = _FIRST_DELAY_S
         while True:
             try:
-                await attempt(dst, header, segments, patience, window)
+                async with self._turns(dst):
+                    await attempt(dst, header, segments, patience, window)
                 return
             except grpc.aio.AioRpcError as exc:
                 error = _describe(exc)
@@ -156,9 +171,16 @@ class Sender:
                     self.meter.add(dst, refusals=1)
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to "
                                        f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
+                if wire.is_no_room(exc.trailing_metadata()):
+                    answered = time.monotonic()
+                    self._tell_no_room(dst, error)
+                    self.meter.add(dst, retries=1)
+                    await asyncio.sleep(room_delay * (1 + random.random()))
+                    room_delay = min(room_delay * 2, _ROOM_DELAY_MAX_S)
+                    continue
             except asyncio.TimeoutError:
                 error = f"no progress for {patience:g} s"
-            if time.monotonic() - max(started, window.last_progress) + delay > patience:
+            if time.monotonic() - max(answered, window.last_progress) + delay > patience:
                 hint = (f"; with TLS, also check that the server there presents a certificate naming "
                         f"{dst!r} from your CA") if cfg.tls is not None else ""
                 raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to party "
@@ -167,7 +189,23 @@ class Sender:
             logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
             self.meter.add(dst, retries=1)
             await asyncio.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, _DELAY_MAX_S)
+
+    def _turns(self, dst: str) -> asyncio.Semaphore:
+        """At most ``_TRIES_AT_ONCE`` tries of pushes to ``dst`` run at once; the others queue here,
+        in order. A push waiting to try again (backoff, no room) holds no turn, so the value a
+        peer waits for is never stuck behind values that wait for room there."""
+        turns = self._tries.get(dst)
+        if turns is None:
+            turns = self._tries[dst] = asyncio.Semaphore(_TRIES_AT_ONCE)
+        return turns
+
+    def _tell_no_room(self, dst: str, error: str) -> None:
+        """Log that pushes to ``dst`` wait for room there: once every few seconds per peer, not per push."""
+        now = time.monotonic()
+        if now - self._room_logged.get(dst, -_ROOM_LOG_EVERY_S) >= _ROOM_LOG_EVERY_S:
+            self._room_logged[dst] = now
+            logger.info("pushes to %s wait for room there (%s)", dst, error)
 
     async def _send_whole(self, dst: str, header: wire.Header, segments: list[memoryview],
                           patience: float, window: _Window) -> None:

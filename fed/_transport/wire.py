@@ -20,6 +20,15 @@ BYE_KINDS = ("finished", "aborted", "diverged")
 CODECS = ("pickle5", "error")
 ACK = b"A"
 FINAL_ANSWERS = (b"ok", b"duplicate")
+# Trailing metadata of a push refused as UNAVAILABLE only because the receiver holds too many
+# values its program has not consumed yet: the sender waits and tries again, without giving up,
+# for as long as the receiver answers so.
+NO_ROOM = (("fed-refused", "no-room"),)
+
+
+def is_no_room(trailing_metadata) -> bool:
+    """Whether a refusal carries ``NO_ROOM``."""
+    return any(tuple(item) == NO_ROOM[0] for item in trailing_metadata or ())
 
 
 class WireError(ValueError):

@@ -127,35 +127,94 @@ def test_settle_counts_the_values_still_awaited_and_waits_for_late_ones():
     with_bob(test)
 
 
-def test_values_nobody_consumes_stop_at_max_buffered_bytes_and_honest_pushes_go_on():
+def test_values_nobody_consumes_stop_at_max_buffered_bytes_and_honest_pushes_wait():
     async def test(sender, receiver, address):
         big = np.zeros(3000, dtype=np.uint8)  # streamed: over one 1024-byte chunk
         await sender.send("bob", "1:0", "f@alice#1", ready(big))
         held = receiver.counts()["buffered_bytes"]
         assert held >= 3000
         # A flood of frames for keys nobody asks for: refused once the cap is reached, as
-        # UNAVAILABLE with a message that says what to do; nothing more is held.
-        answer = await raw_push(address, [header(object_id="2:0", segments=(3000,))])
-        assert answer == grpc.StatusCode.UNAVAILABLE
+        # UNAVAILABLE marked "no room", with a message that says what to do; nothing more is held.
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await unary_push(address, header(object_id="2:0", segments=(3000,)), b"x" * 3000)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert wire.is_no_room(refused.value.trailing_metadata())
+        assert "max_buffered_bytes=4096" in refused.value.details()
         assert receiver.counts()["buffered_bytes"] == held
-        with pytest.raises(FedSendError, match="max_buffered_bytes=4096"):
-            await sender.send("bob", "3:0", "f@alice#3", ready(big))
         # A value over the cap on its own can never fit: refused at once, not retried.
         assert await raw_push(address, [header(object_id="4:0", segments=(5000,))]) \
             == grpc.StatusCode.RESOURCE_EXHAUSTED
-        # Consuming frees the buffer; a sender waiting for room gets through.
+        # An honest push that finds no room waits as long as the receiver answers so, well past
+        # timeout_in_ms (1.5 s): the receiver is live, only behind.
         later = asyncio.ensure_future(sender.send("bob", "5:0", "f@alice#5", ready(big)))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(3.0)
         assert not later.done()
+        # Consuming frees the buffer; the waiting push gets through.
         np.testing.assert_array_equal(await receiver.get("alice", "1:0", "f@alice#1"), big)
         assert (await later).nbytes > 0
         np.testing.assert_array_equal(await receiver.get("alice", "5:0", "f@alice#5"), big)
-        # The push of 3:0 that gave up left a small notice instead, for whoever waits for 3:0.
-        with pytest.raises(FedRemoteError, match="FedSendError raised at party 'alice'"):
-            await receiver.get("alice", "3:0", "f@alice#3")
         assert receiver.counts()["buffered_bytes"] == 0
+        assert sender.meter.snapshot()["bob"]["retries"] > 0
 
     with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=4096, timeout_in_ms=1500)
+
+
+def test_get_many_returns_the_values_in_order_or_the_first_error():
+    async def test(sender, receiver, address):
+        both = asyncio.ensure_future(
+            receiver.get_many([("alice", "2:0", "f@alice#2"), ("alice", "1:0", "f@alice#1")]))
+        await sender.send("bob", "1:0", "f@alice#1", ready(1))
+        await asyncio.sleep(0.1)
+        assert not both.done()  # the values of one call come together
+        await sender.send("bob", "2:0", "f@alice#2", ready(2))
+        assert await both == [2, 1]
+        # An error raises at once, while another value of the call has not come yet.
+        failing = asyncio.ensure_future(
+            receiver.get_many([("alice", "3:0", "f@alice#3"), ("alice", "4:0", "f@alice#4")]))
+        await sender.send("bob", "4:0", "f@alice#4", failed(ValueError("boom")))
+        with pytest.raises(FedRemoteError, match="ValueError"):
+            await asyncio.wait_for(failing, 5)
+        # The value that comes later is still taken, not left holding room.
+        await sender.send("bob", "3:0", "f@alice#3", ready(np.zeros(100)))
+        await until(lambda: receiver.counts()["values"] == 4 and receiver.counts()["buffered_bytes"] == 0)
+        with pytest.raises(RuntimeError, match="already handed out"):
+            await receiver.get("alice", "3:0", "f@alice#3")
+
+    with_bob(test)
+
+
+async def until(condition, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_a_value_the_program_waits_for_gets_past_values_that_came_early():
+    async def test(sender, receiver, address):
+        early = np.ones(3000, dtype=np.uint8)
+        await sender.send("bob", "1:0", "f@alice#1", ready(early))  # arrived before it is asked for
+        # The program waits for 2:0 first: it gets in beyond the cap, one such value at a time.
+        wait = asyncio.ensure_future(receiver.get("alice", "2:0", "f@alice#2"))
+        await asyncio.sleep(0.1)
+        await sender.send("bob", "2:0", "f@alice#2", ready(early * 2))
+        assert (await wait)[0] == 2
+        stats = receiver.stats()
+        assert stats["waiting_bytes"] <= 4096 and 6000 <= stats["waiting_peak"] <= 4096 + 3500
+        # A value nobody waits for still finds no room.
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await unary_push(address, header(object_id="3:0", segments=(3000,)), b"x" * 3000)
+        assert wire.is_no_room(refused.value.trailing_metadata())
+        assert (await receiver.get("alice", "1:0", "f@alice#1"))[0] == 1
+
+    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=4096)
+
+
+async def unary_push(address, head, payload):
+    """One ``PushWhole`` of hand-made frames; raises the refusal."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        return await channel.unary_unary(wire.PUSH_WHOLE_METHOD)(
+            wire.encode_whole(head, [memoryview(payload)]), timeout=5)
 
 
 def test_a_push_that_breaks_off_frees_what_it_held():

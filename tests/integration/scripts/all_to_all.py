@@ -4,7 +4,7 @@
 
 Each round every party makes a value (a small array), and every party sums the values of all
 the others: each value is pushed to every other party, N*(N-1) pushes a round. Every party checks
-the sums and prints ``<party> ROUND r <seconds>`` and finally ``<party> OK``. The parties start
+the sums and prints ``<party> ROUND r <seconds> <unix time at its end>`` and finally ``<party> OK``. The parties start
 Ray, then meet at a file rendezvous in MARKS_DIR, so the rounds do not include Ray's start.
 """
 
@@ -47,7 +47,7 @@ def main() -> None:
         expected = [100 * sum(i * 1000 + r for i, p in enumerate(names) if p != q) for q in names]
         if got != expected:
             sys.exit(f"{party} round {r}: sums {got}, expected {expected}")
-        print(f"{party} ROUND {r} {time.monotonic() - started:.4f}", flush=True)
+        print(f"{party} ROUND {r} {time.monotonic() - started:.4f} {time.time():.3f}", flush=True)
     fed.shutdown()
     ray.shutdown()
     print(f"{party} OK", flush=True)

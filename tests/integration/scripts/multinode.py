@@ -75,7 +75,9 @@ def main() -> None:
         from_bob = make_list.party("bob").remote(4)                          # [0, 1, 2, 3] made at bob
         on_trainer = {"resources": {"trainer": 0.5}}
         scaled = scale.party("alice").options(**on_trainer).remote(from_bob, 10)   # on alice's worker node
-        trainer = Trainer.party("alice").options(**on_trainer).remote()
+        # num_cpus=0: an actor that names resources holds a CPU while it lives, and the worker node
+        # has one; placed before `scale` ran, it would keep `scale` from ever running.
+        trainer = Trainer.party("alice").options(num_cpus=0, **on_trainer).remote()
         added = trainer.add.remote(scaled)
         back_at_bob = second.party("bob").remote(added)                     # alice's value pushed to bob
         node_scaled, values = fed.get(scaled)

@@ -1,0 +1,154 @@
+"""Values pushed to this party, kept by key until its program takes them, and the cap on their bytes.
+
+The receiver fills the mailbox from gRPC pushes; this party's driver empties it through the
+receiver's ``get`` / ``get_many``. A value is handed out once. A value taken leaves the mailbox for
+Ray's object store, so the mailbox holds only what arrived before the program asked for it, plus
+the pushes being received: their payload bytes are capped at ``max_buffered_bytes`` (plus one
+value the program waits for, see ``reserve``). The values of one ``get_many`` leave the count as
+they arrive, though the receiver returns them together: they are the inputs of one call, which
+needs them all at once anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fed._exceptions import FedError
+from fed._transport.metrics import Meter
+
+Key = tuple[str, str]  # (source party, object id)
+
+
+class Arrived:
+    """A value (or a remote error) delivered for one key."""
+
+    __slots__ = ("fingerprint", "value", "error")
+
+    def __init__(self, fingerprint: str, value: Any = None, error: Exception | None = None) -> None:
+        self.fingerprint, self.value, self.error = fingerprint, value, error
+
+
+class NoRoom(Exception):
+    """A push the mailbox cannot hold: ``now`` if it would fit once the program takes some values,
+    else never (the value alone is over the cap)."""
+
+    def __init__(self, message: str, now: bool) -> None:
+        super().__init__(message)
+        self.now = now
+
+
+class Mailbox:
+    """One slot per key: a push fills it, ``take`` empties it."""
+
+    def __init__(self, party: str, cap: int, max_wait_in_ms: int | None, meter: Meter) -> None:
+        self._party = party
+        self._cap = cap
+        self._max_wait = max_wait_in_ms
+        self._meter = meter
+        self._slots: dict[Key, asyncio.Future] = {}
+        self._taken: set[Key] = set()
+        self._held: dict[Key, int] = {}  # payload bytes per key received or being received
+        self.held_bytes = 0
+        self.peak_bytes = 0  # the most bytes held at once
+        self._beyond: Key | None = None  # the push let in beyond the cap, if any
+        self.waiting: dict[Key, str] = {}  # keys the program waits for -> the fingerprint it expects
+
+    @property
+    def held_values(self) -> int:
+        return len(self._held)
+
+    def was_taken(self, key: Key) -> bool:
+        """The program took this key's value already."""
+        return key in self._taken
+
+    def has(self, key: Key) -> bool:
+        """A value or error for ``key`` was delivered (taken or not): another push of it is a duplicate."""
+        return key in self._taken or (key in self._slots and self._slots[key].done())
+
+    def receiving(self, key: Key) -> bool:
+        """A push of ``key`` holds room now (it is being received, or waits to be taken)."""
+        return key in self._held
+
+    def waits_for(self, src: str) -> bool:
+        """The program waits for some value from ``src``."""
+        return any(key[0] == src for key in self.waiting)
+
+    def reserve(self, key: Key, size: int) -> None:
+        """Hold room for a push of ``size`` payload bytes until ``release``; ``NoRoom`` if over the cap.
+
+        A value the program already waits for gets in beyond the cap, one at a time: otherwise
+        values that arrived before the program asked for them, holding all the room, could keep
+        out the value it needs before it takes them. It is taken as soon as it arrives.
+        """
+        if size > self._cap:
+            raise NoRoom(f"value of {size} bytes exceeds party {self._party!r}'s max_buffered_bytes="
+                         f"{self._cap}", now=False)
+        if self.held_bytes + size > self._cap:
+            if key not in self.waiting or self._beyond is not None:
+                raise NoRoom(f"party {self._party!r} already holds {self.held_bytes} bytes of values that "
+                             f"it has not consumed yet; a value of {size} bytes would pass its "
+                             f"max_buffered_bytes={self._cap}. Try again after it consumes some", now=True)
+            self._beyond = key
+        self._held[key] = size
+        self.held_bytes += size
+        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+        self._meter.waiting(len(self._held), self.held_bytes)
+
+    def release(self, key: Key) -> None:
+        """The room of ``key``'s push is free again (its value was taken, or the push failed)."""
+        self.held_bytes -= self._held.pop(key, 0)
+        if self._beyond == key:
+            self._beyond = None
+        self._meter.waiting(len(self._held), self.held_bytes)
+
+    def deliver(self, key: Key, arrived: Arrived) -> None:
+        """Fill ``key``'s slot, unless it holds something already."""
+        fut = self._slot(key)
+        if not fut.done():
+            fut.set_result(arrived)
+
+    async def take(self, key: Key, fingerprint: str) -> Arrived:
+        """Wait for ``key``'s delivery and hand it out (once); with ``max_wait_in_ms``, an error once that passes."""
+        slot = self._slot(key)
+        if not slot.done():
+            self.waiting[key] = fingerprint
+            try:
+                await self._wait(slot, key, fingerprint)
+            finally:
+                self.waiting.pop(key, None)
+        del self._slots[key]
+        self._taken.add(key)
+        self.release(key)
+        return slot.result()
+
+    async def _wait(self, slot: asyncio.Future, key: Key, fingerprint: str) -> None:
+        if self._max_wait is None:
+            await asyncio.shield(slot)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(slot), self._max_wait / 1000)
+        except asyncio.TimeoutError:
+            del self._slots[key]
+            self._taken.add(key)  # should it come later, it is dropped
+            raise FedError(f"party {self._party!r} waited max_wait_in_ms={self._max_wait} for value "
+                           f"{key[1]} ({fingerprint}) from party {key[0]!r}") from None
+
+    async def settle(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for the values the program asked for; how many never came."""
+        pending = [fut for fut in self._slots.values() if not fut.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        return sum(not fut.done() for fut in pending)
+
+    def close(self) -> None:
+        """Every wait still pending ends (cancelled)."""
+        for fut in self._slots.values():
+            if not fut.done():
+                fut.cancel()
+
+    def _slot(self, key: Key) -> asyncio.Future:
+        fut = self._slots.get(key)
+        if fut is None:
+            fut = self._slots[key] = asyncio.get_running_loop().create_future()
+        return fut
