@@ -9,7 +9,7 @@ first round, which warms up workers and connections, left out), the pushes per r
 push, and the round time as a multiple of the 2-party round measured in the same run.
 
 Where the cost goes: while the parties run, every process of their sessions (driver, receiver
-actor, Ray workers, raylet, GCS, Ray's other daemons) is sampled for CPU time; the CPU spent
+actor, Ray workers, raylet, GCS, Ray's other daemons and agents) is sampled for CPU time; the CPU spent
 between the end of round 1 and the end of the last round is split by kind of process and given
 per round, summed over the parties. Needs psutil (``pip install psutil``).
 """
@@ -37,17 +37,17 @@ KINDS = ("driver", "receiver", "workers", "raylet", "gcs", "other")
 
 
 def kind_of(proc: psutil.Process, drivers: set[int]) -> str:
+    """What a process of a party is; a Ray worker names itself ``ray::<actor or task>`` once it runs."""
     if proc.pid in drivers:
         return "driver"
-    cmd = " ".join(proc.cmdline())
+    argv = proc.cmdline()
+    cmd, program = " ".join(argv), os.path.basename(argv[0]) if argv else ""
+    if program in ("raylet", "gcs_server"):
+        return "gcs" if program == "gcs_server" else "raylet"
     if cmd.startswith("ray::Receiver"):
         return "receiver"
-    if cmd.startswith("ray::"):
+    if cmd.startswith("ray::") and "Agent" not in cmd or "default_worker.py" in cmd:
         return "workers"
-    if "raylet" in cmd:
-        return "raylet"
-    if "gcs_server" in cmd:
-        return "gcs"
     return "other"
 
 
@@ -69,7 +69,7 @@ class CpuSampler(threading.Thread):
                     if os.getsid(proc.pid) not in self.sessions:
                         continue
                     times = proc.cpu_times()
-                    kind = self._last.get(proc.pid, (None,))[0] or kind_of(proc, self.sessions)
+                    kind = kind_of(proc, self.sessions)  # again each time: a worker becomes an actor
                     self._last[proc.pid] = (kind, times.user + times.system)
                 except (psutil.Error, ProcessLookupError):
                     continue
