@@ -7,8 +7,9 @@ receiver and sender take one each), the
 worker node ``trainer``. Her receiver and sender are placed on the gateway (``recv_resource_label``
 / ``send_resource_label``); her tasks and an actor asking for ``trainer`` run on the worker node,
 take a value that came from bob, and produce values pushed to bob. bob is a one-node party.
-Each party prints ``<party> RESULT ...`` and, for alice, where things ran. Starting three Ray
-nodes on a small machine takes a while, so the parties meet at a file rendezvous in MARKS_DIR
+Each party prints ``<party> RESULT ...`` and, for alice, where things ran. alice's ``fed.init``
+connects to her running cluster by its GCS address (``address=``, as in ``ray.init``). Starting
+Ray nodes on a small machine takes a while, so the parties meet at a file rendezvous in MARKS_DIR
 before ``fed.init`` (whose barrier waits ``timeout_in_ms``).
 """
 
@@ -67,11 +68,12 @@ def main() -> None:
         labels = {"recv_resource_label": {"gateway": 1}, "send_resource_label": {"gateway": 1}}
         config = {"cross_silo_comm": labels}
     try:
-        ray.init(address=nodes.address if nodes else "local", include_dashboard=False)
         (Path(marks) / party).touch()
         while not all((Path(marks) / p).exists() for p in addrs):
             time.sleep(0.05)
-        fed.init(cluster=cluster(addrs), party=party, config=config)
+        # alice's fed.init connects to her running cluster by its GCS address; bob's starts a Ray.
+        fed.init(address=nodes.address if nodes else "local", cluster=cluster(addrs), party=party,
+                 config=config)
         from_bob = make_list.party("bob").remote(4)                          # [0, 1, 2, 3] made at bob
         on_trainer = {"resources": {"trainer": 0.5}}
         scaled = scale.party("alice").options(**on_trainer).remote(from_bob, 10)   # on alice's worker node
