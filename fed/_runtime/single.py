@@ -135,8 +135,7 @@ class SingleRuntime(RuntimeBase):
 
     def stats(self) -> dict[str, Any]:
         """Nothing goes over a network in single-controller mode: no peers to count."""
-        return metrics.combine(self.config.job_name, self.party, [], {"peers": {}},
-                               {"peers": {}, "refused": 0, "waiting_values": 0, "waiting_bytes": 0, "waiting_peak": 0})
+        return metrics.combine(self.config.job_name, self.party, [], {}, {})
 
     def stop(self, failure: BaseException | None) -> None:
         """No proxies, no peers to tell: only the crossing actor to stop."""

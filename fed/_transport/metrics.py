@@ -136,10 +136,10 @@ class Progress:
 
 def combine(job: str, party: str, peers: list[str], sent: dict[str, Any], received: dict[str, Any]) -> dict[str, Any]:
     """``fed.stats()``: both sides' counters per peer, totals over the peers, what waits, and the
-    Ray nodes the sender and receiver run on."""
+    Ray nodes the sender and receiver run on. A side with nothing to report may be ``{}``."""
     rows = {}
     for peer in peers:
-        out, took = sent["peers"].get(peer, {}), received["peers"].get(peer, {})
+        out, took = sent.get("peers", {}).get(peer, {}), received.get("peers", {}).get(peer, {})
         rows[peer] = {
             "sent_values": out.get("values", 0), "sent_bytes": out.get("bytes", 0),
             "push_seconds_mean": out.get("push_seconds_mean", 0.0),
@@ -155,8 +155,8 @@ def combine(job: str, party: str, peers: list[str], sent: dict[str, Any], receiv
     total.update(push_seconds_mean=seconds / total["sent_values"] if total["sent_values"] else 0.0,
                  push_seconds_max=max((row["push_seconds_max"] for row in rows.values()), default=0.0),
                  sent_mb_per_s=total["sent_bytes"] / seconds / 1e6 if seconds > 0 else 0.0,
-                 refused=received["refused"])
+                 refused=received.get("refused", 0))
     return {"job": job, "party": party, "peers": rows, "total": total,
-            "waiting": {"values": received["waiting_values"], "bytes": received["waiting_bytes"],
+            "waiting": {"values": received.get("waiting_values", 0), "bytes": received.get("waiting_bytes", 0),
                         "peak_bytes": received.get("waiting_peak", 0)},
             "nodes": {"sender": sent.get("node"), "receiver": received.get("node")}}

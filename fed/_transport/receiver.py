@@ -317,9 +317,9 @@ async def _refuse(refused: _Refused, context: grpc.aio.ServicerContext) -> None:
     """Log a refused push and end its call with the refusal's status and message."""
     if refused.no_room:
         logger.info("asked %s to wait: %s", context.peer(), refused)
-        await context.abort(refused.code, str(refused), wire.NO_ROOM)
-    logger.warning("refused a push from %s: %s", context.peer(), refused)
-    await context.abort(refused.code, str(refused))
+    else:
+        logger.warning("refused a push from %s: %s", context.peer(), refused)
+    await context.abort(refused.code, str(refused), wire.NO_ROOM if refused.no_room else ())
 
 
 def _retrieved(take: asyncio.Future) -> None:

@@ -166,30 +166,28 @@ class Sender:
                     await attempt(dst, header, segments, patience, window)
                 return
             except grpc.aio.AioRpcError as exc:
-                error = _describe(exc)
+                error, no_room = _describe(exc), wire.is_no_room(exc.trailing_metadata())
                 if exc.code() not in _TRANSIENT:
                     self.meter.add(dst, refusals=1)
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to "
                                        f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
-                if wire.is_no_room(exc.trailing_metadata()):
-                    answered = time.monotonic()
-                    self._tell_no_room(dst, error)
-                    self.meter.add(dst, retries=1)
-                    await asyncio.sleep(room_delay * (1 + random.random()))
-                    room_delay = min(room_delay * 2, _ROOM_DELAY_MAX_S)
-                    continue
             except asyncio.TimeoutError:
-                error = f"no progress for {patience:g} s"
-            if time.monotonic() - max(answered, window.last_progress) + delay > patience:
-                hint = (f"; with TLS, also check that the server there presents a certificate naming "
-                        f"{dst!r} from your CA") if cfg.tls is not None else ""
-                raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to party "
-                                   f"{dst!r} at {cfg.addresses[dst]}: {error} "
-                                   f"(timeout_in_ms={cfg.comm.timeout_in_ms}){hint}")
-            logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
+                error, no_room = f"no progress for {patience:g} s", False
+            if no_room:
+                answered = time.monotonic()
+                self._tell_no_room(dst, error)
+                wait, room_delay = room_delay, min(room_delay * 2, _ROOM_DELAY_MAX_S)
+            else:
+                if time.monotonic() - max(answered, window.last_progress) + delay > patience:
+                    hint = (f"; with TLS, also check that the server there presents a certificate naming "
+                            f"{dst!r} from your CA") if cfg.tls is not None else ""
+                    raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to party "
+                                       f"{dst!r} at {cfg.addresses[dst]}: {error} "
+                                       f"(timeout_in_ms={cfg.comm.timeout_in_ms}){hint}")
+                logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
+                wait, delay = delay, min(delay * 2, _DELAY_MAX_S)
             self.meter.add(dst, retries=1)
-            await asyncio.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, _DELAY_MAX_S)
+            await asyncio.sleep(wait * (1 + random.random()))
 
     def _turns(self, dst: str) -> asyncio.Semaphore:
         """At most ``_TRIES_AT_ONCE`` tries of pushes to ``dst`` run at once; the others queue here,
