@@ -6,6 +6,7 @@ from fed._api import audit_log, get, init, kill, shutdown, stats
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle, remote
+from fed._serialization.registry import register_type
 
 __all__ = [
     "FedActorHandle",
@@ -19,6 +20,7 @@ __all__ = [
     "get",
     "init",
     "kill",
+    "register_type",
     "remote",
     "shutdown",
     "stats",

@@ -17,6 +17,8 @@ from fed._runtime.audit import AuditLog
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle
 from fed._runtime.send_watch import unwrap
+from fed._serialization import registry
+from fed._serialization.restricted import compile_allowed
 from fed._transport import receiver as receiver_mod
 from fed._transport.receiver import Receiver
 from fed._transport.sender_host import actor_options, start_sender
@@ -64,17 +66,32 @@ def init(
     if sending_failure_handler is not None and not callable(sending_failure_handler):
         raise ValueError("sending_failure_handler must be a callable taking the exception")
     cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
-                       tls_config=tls_config, job_name=job_name)
-    if single.wanted(single_controller, list(cfg.addresses)):
-        runtime = _start_single(cfg, address)
-    else:
-        runtime = _start_multi(cfg, address, sending_failure_handler)
+                       tls_config=tls_config, job_name=job_name, types=registry.snapshot())
+    _warn_ignored(cfg)
+    registry.freeze(cfg.party)
+    try:
+        if single.wanted(single_controller, list(cfg.addresses)):
+            runtime = _start_single(cfg, address)
+        else:
+            runtime = _start_multi(cfg, address, sending_failure_handler)
+    except BaseException:
+        registry.thaw()
+        raise
     context.set_current(runtime)
     excepthook.install(runtime.record_failure)
     global _atexit_registered
     if not _atexit_registered:
         atexit.register(shutdown)
         _atexit_registered = True
+
+
+def _warn_ignored(cfg: FedConfig) -> None:
+    """Say which ``serializing_allowed_list`` entries have no effect, and why."""
+    _, ignored = compile_allowed(cfg.comm.serializing_allowed_list)
+    if ignored:
+        logger.warning("serializing_allowed_list entries ignored: %s. Arrays, tensors and standard types "
+                       "cross through fed's own codec; see README, 'Values from other parties'",
+                       "; ".join(ignored))
 
 
 def _setup_logging(level: str | int) -> None:
@@ -265,6 +282,7 @@ def shutdown() -> None:
     try:
         runtime.stop(failure)
     finally:
+        registry.thaw()
         runtime.audit.close()
         if runtime.owns_ray:
             ray.shutdown()

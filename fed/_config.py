@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fed._serialization.registry import NONE, Types
+from fed._serialization.restricted import compile_allowed
+
 _PARTY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _JOB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DEFAULT_JOB_NAME = "default"
@@ -59,6 +62,7 @@ class FedConfig:
     tls: TlsConfig | None = None
     barrier_on_initializing: bool = True
     audit_log_file: str | None = None
+    types: Types = NONE  # fed.register_type's registrations when fed.init ran
 
     @property
     def peers(self) -> list[str]:
@@ -147,6 +151,7 @@ def parse_comm(raw: Mapping[str, Any] | None) -> CommConfig:
                     f"(or ['*']), got {module!r}: {names!r}"
                 )
         raw["serializing_allowed_list"] = {m: list(n) for m, n in allowed.items()}
+        compile_allowed(raw["serializing_allowed_list"])  # a dotted or malformed name is a ValueError now
     return CommConfig(**raw)
 
 
@@ -194,6 +199,7 @@ def build_config(
     config: Mapping[str, Any] | None = None,
     tls_config: Mapping[str, Any] | None = None,
     job_name: str | None = None,
+    types: Types = NONE,
 ) -> FedConfig:
     """Normalise either form of ``fed.init`` arguments into a ``FedConfig``."""
     if (cluster is None) == (addresses is None):
@@ -236,4 +242,5 @@ def build_config(
         tls=read_tls(tls_config),
         barrier_on_initializing=barrier,
         audit_log_file=audit_log_file,
+        types=types,
     )

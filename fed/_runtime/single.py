@@ -20,7 +20,7 @@ from fed._exceptions import FedError, FedSendError, seen_elsewhere
 from fed._runtime.base import RuntimeBase, map_fed_objects
 from fed._runtime.objects import FedObject
 from fed._serialization import codec
-from fed._serialization.allowlist import merge_allowed
+from fed._serialization.policy import Policy, make_policy
 from fed._transport import metrics, wire
 
 logger = logging.getLogger("fed")
@@ -61,8 +61,8 @@ class Crossing:
     """Crosses values from one party to another as a push would, in an async actor: a value not
     made yet is awaited without holding a worker process (a task would block one per value)."""
 
-    def __init__(self, allowed: dict[str, frozenset[str]] | None, limit: int, expose_error_trace: bool) -> None:
-        self._allowed, self._limit, self._expose = allowed, limit, expose_error_trace
+    def __init__(self, policy: Policy, limit: int, expose_error_trace: bool) -> None:
+        self._policy, self._limit, self._expose = policy, limit, expose_error_trace
 
     async def cross(self, wrapped: list, src: str, object_id: str, fingerprint: str) -> Any:
         """The value of ``wrapped[0]`` as another party would receive it from ``src``, or the error
@@ -71,16 +71,20 @@ class Crossing:
             value = await wrapped[0]
         except Exception as exc:  # noqa: BLE001 - the producing task failed: others see FedRemoteError
             raise seen_elsewhere(exc, src, self._expose) from None
-        segments = codec.encode(value)
+        try:
+            segments, copied = codec.encode(value, self._policy.types)
+        except codec.EncodeError as exc:
+            raise FedSendError(f"value {object_id} ({fingerprint}) cannot leave party {src!r}: {exc}") from None
         size = wire.layout(s.nbytes for s in segments)[-1]
         if size > self._limit:
             raise FedSendError(f"value {object_id} ({fingerprint}) is {size} bytes, over "
                                f"messages_max_size_in_bytes={self._limit}; it cannot leave party {src!r}")
         try:
-            return codec.decode(segments, self._allowed)
-        except Exception as exc:  # noqa: BLE001 - a receiving party would refuse it
+            return codec.decode(segments, self._policy, copied)
+        except codec.DecodeError as exc:  # a receiving party would refuse it
+            detail = f" ({exc.detail})" if exc.detail else ""
             raise FedError(f"value {object_id} ({fingerprint}) from party {src!r} would be refused by the "
-                           f"party receiving it: cannot decode value {object_id}: {exc}") from None
+                           f"party receiving it: {exc}{detail}") from None
 
 
 class SingleRuntime(RuntimeBase):
@@ -89,9 +93,9 @@ class SingleRuntime(RuntimeBase):
     def __init__(self, config: FedConfig, owns_ray: bool, placed: bool) -> None:
         super().__init__(config, owns_ray)
         comm = config.comm
-        allowed = None if comm.allow_unsafe_deserialization else merge_allowed(comm.serializing_allowed_list)
+        policy = make_policy(config.types, comm.serializing_allowed_list, comm.allow_unsafe_deserialization)
         self._crossing = ray.remote(Crossing).options(num_cpus=0, max_concurrency=1000).remote(
-            allowed, comm.messages_max_size_in_bytes, comm.expose_error_trace)
+            policy, comm.messages_max_size_in_bytes, comm.expose_error_trace)
         self._placed = placed
 
     def runs_here(self, party: str) -> bool:

@@ -1,43 +1,45 @@
-"""Encode a value into pickle-5 segments (in-band pickle + out-of-band buffers) and back."""
+"""Values to wire segments and back with fed's own codec: no pickle, bounded decoding (docs/wire.md).
+
+``encode`` turns a value into segments: segment 0 holds msgpack records (``records``) describing
+the value, the others hold large buffers (array data, long bytes and strings) that are sent as
+they are and rebuilt without a copy. ``decode`` is the inverse, for segments from a peer: it
+accepts only the types in ``tags``, registered types (``registry``) and, where this party lists
+their class, restricted pickles (``restricted``); everything else is a ``DecodeError``.
+"""
 
 from __future__ import annotations
 
-import io
-import pickle
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
-from fed._serialization import tensors
-from fed._serialization.allowlist import restricted_loads
+from fed._serialization import decoder, encoder
+from fed._serialization.encoder import Encoded
+from fed._serialization.errors import DecodeError, EncodeError
+from fed._serialization.policy import Policy
+from fed._serialization.registry import NONE, Types
 
-PICKLE5 = "pickle5"
+NAME = "fed"
+SEGMENT_COST = 256  # bytes this party holds per segment besides its data (a memoryview and its slot)
 
-
-class _TensorPickler(pickle.Pickler):
-    """Pickles torch tensors as numpy data (see ``tensors``); used only when torch is loaded."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        return tensors.reduce_tensor(obj)
-
-
-def encode(value: Any) -> list[memoryview]:
-    """Segments of ``value``: the pickle stream, then each out-of-band buffer, none copied."""
-    buffers: list[pickle.PickleBuffer] = []
-    if tensors.torch_loaded():
-        stream = io.BytesIO()
-        _TensorPickler(stream, protocol=5, buffer_callback=buffers.append).dump(value)
-        head = stream.getbuffer()
-    else:
-        head = memoryview(pickle.dumps(value, protocol=5, buffer_callback=buffers.append))
-    return [head] + [b.raw() for b in buffers]
+__all__ = ["NAME", "DecodeError", "EncodeError", "Encoded", "Policy", "decode", "encode", "holding_bound"]
 
 
-def decode(segments: list[memoryview], allowed: Mapping[str, frozenset[str]] | None) -> Any:
-    """Rebuild a value from its segments; arrays are rebuilt over the segments, not copied.
+def encode(value: Any, types: Types = NONE) -> Encoded:
+    """Segments of ``value`` and which are copied out at the receiver (``EncodeError`` if it holds
+    something fed cannot carry)."""
+    return encoder.encode(value, types)
 
-    ``allowed=None`` is plain unpickling, which runs whatever code the sender chose: only for
-    ``allow_unsafe_deserialization``.
-    """
-    if allowed is None:
-        return pickle.loads(segments[0], buffers=segments[1:])
-    return restricted_loads(segments[0], segments[1:], allowed)
+
+def decode(segments: list[memoryview], policy: Policy, copied: tuple[int, ...] = ()) -> Any:
+    """The value of segments from a peer; arrays are rebuilt over the segments, not copied."""
+    return decoder.decode(segments, policy, copied)
+
+
+def holding_bound(sizes: Sequence[int], copied: Sequence[int] = ()) -> int:
+    """The most memory decoding a value of segments ``sizes`` makes the receiver hold beyond the
+    payload itself: what its records can expand to, bytes and str copied out of segments
+    ``copied`` (twice: a long str is decoded in pieces, then joined), and a little per segment."""
+    if not sizes:
+        return 0
+    return (decoder.MEMORY_PER_INBAND_BYTE * sizes[0] + SEGMENT_COST * len(sizes)
+            + 2 * sum(sizes[i] for i in copied if 0 < i < len(sizes)))

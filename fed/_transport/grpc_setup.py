@@ -26,10 +26,21 @@ def common_options(chunk_size: int) -> list[tuple[str, int | str]]:
     ]
 
 
-def server_options(chunk_size: int) -> list[tuple[str, int | str]]:
-    """The receiver's server: common options, and any rate of HTTP/2 pings from clients is fine
-    (a peer's liveness channel pings often; by default gRPC would close it for too many pings)."""
-    return [*common_options(chunk_size), ("grpc.http2.max_ping_strikes", 0)]
+# Streams one client connection may have open at the receiver: a sender runs at most 64 pushes
+# to a peer at once, plus pings and goodbyes.
+_MAX_STREAMS = 100
+
+
+def server_options(chunk_size: int, max_header: int) -> list[tuple[str, int | str]]:
+    """The receiver's server: common options; any rate of HTTP/2 pings from clients is fine (a
+    peer's liveness channel pings often; by default gRPC would close it for too many pings); a
+    message is at most one chunk and a header, and a connection has at most ``_MAX_STREAMS``
+    streams, which bounds what gRPC buffers for a peer before fed sees it."""
+    options = dict(common_options(chunk_size))
+    options["grpc.max_receive_message_length"] = chunk_size + max_header + 64 * 1024
+    options["grpc.max_concurrent_streams"] = _MAX_STREAMS
+    options["grpc.http2.max_ping_strikes"] = 0
+    return list(options.items())
 
 
 def liveness_options(liveness_timeout_ms: int) -> dict[str, int]:

@@ -21,14 +21,15 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 
 from fed._config import FedConfig
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError
 from fed._runtime.call_log import CallLog, first_difference
-from fed._transport import grpc_setup, wire
+from fed._security.server_proof import Checker
+from fed._security.untrusted import clip
+from fed._transport import grpc_setup, proven, wire
 
 logger = logging.getLogger("fed.receiver")
 
@@ -54,6 +55,7 @@ class PeerWatch:
         self._watches: dict[str, asyncio.Task] = {}
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._seen: set[str] = set()
+        self._checker = Checker(config.tls.ca_cert, config.job_name, config.party) if config.tls else None
 
     def seen(self, party: str) -> None:
         """``party`` is known to have started (it answered or pushed)."""
@@ -83,7 +85,11 @@ class PeerWatch:
         cut_since: float | None = None  # when the current run of failed connections began
         while waiting() and party not in self._gone:
             asked = time.monotonic()
-            answer = await self._answers(party, timeout=interval * 2)
+            try:
+                answer = await self._answers(party, timeout=interval * 2)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop watching the peer
+                logger.warning("pinging %s failed: %s: %s", party, type(exc).__name__, clip(str(exc)))
+                answer = "unreachable"
             now = time.monotonic()
             if answer == "yes":
                 last_answer = now
@@ -107,7 +113,8 @@ class PeerWatch:
 
     async def _answers(self, party: str, timeout: float) -> str:
         """``yes`` if ``party``'s receiver for this job answers within ``timeout`` s, ``late`` if the
-        ping timed out, ``unreachable`` if the connection failed or someone else answered."""
+        ping timed out, ``unreachable`` if the connection failed, someone else answered, or the
+        answer was malformed (it counts as no answer; the watch goes on)."""
         cfg = self._config
         channel = self._channels.get(party)
         if channel is None:
@@ -116,43 +123,53 @@ class PeerWatch:
             self._channels[party] = channel
         mine = len(self._calls)
         try:
-            answer = await channel.unary_unary(wire.PING_METHOD)(wire.encode_ping(cfg.job_name, cfg.party, mine),
-                                                                 timeout=timeout)
-            body = wire.decode_json(answer, "ping answer")
+            call = channel.unary_unary(wire.PING_METHOD)(wire.encode_ping(cfg.job_name, cfg.party, mine),
+                                                         timeout=timeout)
+            who, job, theirs, digest = wire.decode_ping_answer(await proven.answer(call, self._checker, party))
         except grpc.aio.AioRpcError as exc:
             # Late over a live connection: the peer may be busy. Late while (re)connecting:
             # nothing answers at all.
             ready = channel.get_state() == grpc.ChannelConnectivity.READY
             return "late" if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and ready else "unreachable"
-        except wire.WireError:
+        except wire.WireError as exc:
+            logger.info("malformed ping answer from %s: %s", party, exc)
             return "unreachable"
-        if body.get("party") != party or body.get("job") != cfg.job_name:
+        except proven.ProofError as exc:  # someone else answers at the peer's address
+            logger.warning("the server at %s is not party %r: %s", cfg.addresses[party], party, exc)
             return "unreachable"
-        both = min(mine, body.get("calls") or 0)
-        if both and body.get("digest") != self._calls.digest(both):
+        if who != party or job != cfg.job_name:
+            return "unreachable"
+        both = min(mine, theirs)
+        if both and digest != str(self._calls.digest(both)):
             await self._diverged(party, channel, both)
         return "yes"
 
     async def _diverged(self, party: str, channel: grpc.aio.Channel, upto: int) -> None:
         """Find the first call where ``party``'s program differs from this one's, and give up on it."""
-        ask = channel.unary_unary(wire.CALLS_METHOD)
+        cfg = self._config
+
+        async def ask(**which: int) -> bytes:
+            call = channel.unary_unary(wire.CALLS_METHOD)(wire.encode_calls_request(cfg.job_name, cfg.party, **which),
+                                                          timeout=10)
+            return await proven.answer(call, self._checker, party)
         try:
-            body = wire.decode_json(await ask(json.dumps({"upto": upto}).encode(), timeout=10), "calls")
-            first = first_difference(self._calls.digests(upto), base64.b64decode(body["digests"]))
-            body = wire.decode_json(await ask(json.dumps({"call": first}).encode(), timeout=10), "calls")
-        except (grpc.aio.AioRpcError, wire.WireError, KeyError, ValueError, TypeError) as exc:
-            logger.warning("could not compare calls with %s: %s", party, exc)
+            body = wire.loads(await ask(upto=upto), "calls answer", limit=16 * upto + 1024)
+            first = first_difference(self._calls.digests(upto), base64.b64decode(body["digests"], validate=True))
+            body = wire.loads(await ask(call=first), "calls answer")
+        except (grpc.aio.AioRpcError, wire.WireError, proven.ProofError, KeyError, ValueError, TypeError) as exc:
+            logger.warning("could not compare calls with %s: %s", party, clip(str(exc)))
             return
         here = self._calls.fingerprint(first) or "(not kept)"
-        there = body.get("fingerprint") or "(not kept)"
+        there = body.get("fingerprint")
+        there = clip(there, 300) if isinstance(there, str) else "(not kept)"
         me = self._config.party
         cause = (f"the programs of parties {me!r} and {party!r} diverged at call {first}: "
                  f"{me!r} made {here}, {party!r} made {there}")
         self.mark_gone(party, Gone("diverged", cause=cause))
         try:  # tell the peer too, in case it is not pinging this party right now
-            await channel.unary_unary(wire.BYE_METHOD)(
-                wire.encode_bye(self._config.job_name, me, "diverged", "", cause), timeout=2)
-        except grpc.aio.AioRpcError:
+            await proven.gated(channel, wire.BYE_METHOD, wire.encode_bye(cfg.job_name, me, "diverged", "", cause),
+                               self._checker, party, timeout=2)
+        except (grpc.aio.AioRpcError, proven.ProofError):
             pass
 
     async def stop(self) -> None:
@@ -178,28 +195,19 @@ def gone_error(me: str, src: str, gone: Gone, object_id: str, fingerprint: str) 
     return FedPeerLostError(f"party {src!r} is lost ({gone.cause}); {what} will not come. Did its process die?")
 
 
-def ping_answer(config: FedConfig, calls: CallLog, request: bytes) -> bytes:
-    """Who answers (party, job) and, if the pinging party shared ``calls`` calls, this party's digest there."""
-    answer: dict[str, Any] = {"party": config.party, "job": config.job_name}
-    try:
-        theirs = wire.decode_json(request, "ping").get("calls")
-    except wire.WireError:
-        theirs = None
-    both = min(theirs, len(calls)) if isinstance(theirs, int) else 0
+def ping_answer(config: FedConfig, calls: CallLog, theirs: int) -> bytes:
+    """Who answers (party, job) and, if the pinging party shared ``theirs`` calls, this party's
+    digest at the length both know."""
+    both = min(theirs, len(calls))
     if both > 0:
-        answer.update(calls=len(calls), digest=calls.digest(both))
-    return json.dumps(answer).encode()
+        return wire.encode_ping_answer(config.party, config.job_name, len(calls), str(calls.digest(both)))
+    return wire.encode_ping_answer(config.party, config.job_name)
 
 
-def calls_answer(calls: CallLog, request: bytes) -> bytes | None:
-    """The digests of the first ``upto`` calls, or the fingerprint of ``call``; None if malformed."""
-    try:
-        body = wire.decode_json(request, "calls request")
-    except wire.WireError:
-        return None
-    upto, call = body.get("upto"), body.get("call")
-    if isinstance(upto, int) and 0 < upto <= len(calls):
+def calls_answer(calls: CallLog, upto: int | None, call: int | None) -> bytes | None:
+    """The digests of the first ``upto`` calls, or the fingerprint of ``call``; None if out of range."""
+    if upto is not None and 0 < upto <= len(calls):
         return json.dumps({"digests": base64.b64encode(calls.digests(upto)).decode()}).encode()
-    if isinstance(call, int) and 0 < call <= len(calls):
+    if call is not None and 0 < call <= len(calls):
         return json.dumps({"fingerprint": calls.fingerprint(call)}).encode()
     return None

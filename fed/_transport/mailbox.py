@@ -82,8 +82,8 @@ class Mailbox:
         out the value it needs before it takes them. It is taken as soon as it arrives.
         """
         if size > self._cap:
-            raise NoRoom(f"value of {size} bytes exceeds party {self._party!r}'s max_buffered_bytes="
-                         f"{self._cap}", now=False)
+            raise NoRoom(f"a value that needs {size} bytes at party {self._party!r} (its payload, what it "
+                         f"decodes to, its header) exceeds its max_buffered_bytes={self._cap}", now=False)
         if self.held_bytes + size > self._cap:
             if key not in self.waiting or self._beyond is not None:
                 raise NoRoom(f"party {self._party!r} already holds {self.held_bytes} bytes of values that "

@@ -130,8 +130,9 @@ class Progress:
         self._last = now
         rate = done / (now - self._started)
         left = (self._total - done) / rate if rate > 0 else float("inf")
-        logger.info("%s: %.0f%% (%.0f of %.0f MB), %.1f MB/s, about %.0f s left", self._what,
-                    100 * done / self._total, done / 1e6, self._total / 1e6, rate / 1e6, left)
+        # Percent rounded down: a push a few bytes short of its end is at 99%, not 100%.
+        logger.info("%s: %d%% (%.0f of %.0f MB), %.1f MB/s, about %.0f s left", self._what,
+                    100 * done // self._total, done / 1e6, self._total / 1e6, rate / 1e6, left)
 
 
 def combine(job: str, party: str, peers: list[str], sent: dict[str, Any], received: dict[str, Any]) -> dict[str, Any]:

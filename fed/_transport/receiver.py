@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from typing import Any
 
@@ -12,10 +13,13 @@ import numpy as np
 from fed._config import FedConfig
 from fed._exceptions import FedDivergenceError, FedError, FedRemoteError
 from fed._runtime.call_log import CallLog
-from fed._security.identity import peer_is
+from fed._security.identity import peer_names
+from fed._security.server_proof import Prover
+from fed._security.untrusted import clip
 from fed._serialization import codec
-from fed._serialization.allowlist import merge_allowed
+from fed._serialization.policy import make_policy
 from fed._transport import grpc_setup, wire
+from fed._transport.admission import Refused, check_header, check_source, describe, holding_cost
 from fed._transport.liveness import Gone, PeerWatch, calls_answer, gone_error, ping_answer
 from fed._transport.mailbox import Arrived, Mailbox, NoRoom
 from fed._transport.metrics import Meter, node_id
@@ -27,16 +31,10 @@ logger = logging.getLogger("fed.receiver")
 # values whose calls are queued), and the control calls (stats, stop) would queue behind them.
 # A waiting call costs about 50 KB of the actor's memory whatever this number is.
 CONCURRENCY = 1_000_000
-
-
-class _Refused(Exception):
-    """A push this receiver will not take; carries the gRPC status for the sender, and whether the
-    push is refused only until this party consumes values (``wire.NO_ROOM`` tells the sender)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, no_room: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.no_room = no_room
+# Threads that decode values: a slow decode (a large value, a user's from_wire) runs beside the
+# event loop, which keeps serving other pushes, pings and control calls. Decoding works in steps
+# of at most one record (``fed._serialization.records``), so the loop gets its turn between them.
+DECODERS = 4
 
 
 class Receiver:
@@ -52,23 +50,27 @@ class Receiver:
     def __init__(self, config: FedConfig) -> None:
         self._config = config
         comm = config.comm
-        self._allowed = None if comm.allow_unsafe_deserialization else merge_allowed(comm.serializing_allowed_list)
+        self._policy = make_policy(config.types, comm.serializing_allowed_list, comm.allow_unsafe_deserialization)
+        self._decoders = concurrent.futures.ThreadPoolExecutor(DECODERS, thread_name_prefix="fed-decode")
         self._meter = Meter(config.job_name, config.party, "received")
         self._box = Mailbox(config.party, comm.max_buffered_bytes, comm.max_wait_in_ms, self._meter)
         self._calls = CallLog()  # this party's calls, as far as its driver has shared them
         self._peers = PeerWatch(config, self._calls, self._peer_gone)
         self._server: grpc.aio.Server | None = None
         self._refused = 0  # pushes and requests refused, from any peer
+        # With TLS, every call starts with this party's proof of who it is (see server_proof).
+        self._prover = Prover(config.tls.cert, config.tls.key, config.job_name, config.party) if config.tls else None
 
     async def start(self) -> str:
         """Bind the listening address and serve; a taken port is an error, never shared."""
         cfg = self._config
-        server = grpc.aio.server(options=grpc_setup.server_options(cfg.comm.chunk_size_in_bytes))
+        server = grpc.aio.server(options=grpc_setup.server_options(cfg.comm.chunk_size_in_bytes,
+                                                                   wire.MAX_HEADER_BYTES))
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("fed.Receiver", {
             "Push": grpc.stream_stream_rpc_method_handler(self._push),
             "PushWhole": grpc.unary_unary_rpc_method_handler(self._push_whole),
             "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
-            "Bye": grpc.unary_unary_rpc_method_handler(self._bye),
+            "Bye": grpc.stream_unary_rpc_method_handler(self._bye),
             "Calls": grpc.unary_unary_rpc_method_handler(self._calls_of),
         })])
         address = cfg.listen_address
@@ -95,6 +97,7 @@ class Receiver:
             await self._server.stop(grace)
             self._server = None
         self._box.close()
+        self._decoders.shutdown(wait=False, cancel_futures=True)
 
     async def get(self, src: str, object_id: str, fingerprint: str) -> Any:
         """Wait for the value ``src`` pushes under ``object_id`` and return it (once)."""
@@ -156,7 +159,7 @@ class Receiver:
                 "waiting_peak": self._box.peak_bytes,
                 "node": node_id()}
 
-    async def _refuse(self, refused: _Refused, context: grpc.aio.ServicerContext) -> None:
+    async def _refuse(self, refused: Refused, context: grpc.aio.ServicerContext) -> None:
         self._refused += 1
         await _refuse(refused, context)
 
@@ -167,159 +170,169 @@ class Receiver:
         except ValueError as exc:
             logger.warning("%s", exc)
 
+    async def _prove(self, context: grpc.aio.ServicerContext) -> None:
+        """Before anything else in a call: this party's proof, for the client its certificate names."""
+        if self._prover is not None:
+            await context.send_initial_metadata(self._prover.metadata(peer_names(context.auth_context())))
+
     async def _ping(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return ping_answer(self._config, self._calls, request)
+        await self._prove(context)
+        try:
+            job, src, theirs = _control(wire.decode_ping, request)
+            check_source(self._config, job, src, context.auth_context())
+            return ping_answer(self._config, self._calls, theirs)
+        except Refused as refused:
+            await self._refuse(refused, context)
 
     async def _calls_of(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        answer = calls_answer(self._calls, request)
-        if answer is None:
-            await self._refuse(_Refused(grpc.StatusCode.INVALID_ARGUMENT, "malformed calls request"), context)
-        return answer
-
-    async def _bye(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """A peer will send nothing more in this job (its program finished or aborted)."""
+        await self._prove(context)
         try:
-            try:
-                body = wire.decode_json(request, "goodbye")
-            except wire.WireError as exc:
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-            src = body.get("src")
-            if body.get("kind") not in wire.BYE_KINDS or not isinstance(src, str):
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "malformed goodbye")
-            self._check_source(body.get("job"), src, context)
-            cause = body.get("cause")
-            self._peers.mark_gone(src, Gone(body["kind"], str(body.get("error_type") or ""),
-                                            cause if isinstance(cause, str) else None))
+            job, src, upto, call = _control(wire.decode_calls_request, request)
+            check_source(self._config, job, src, context.auth_context())
+            answer = calls_answer(self._calls, upto, call)
+            if answer is None:
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "calls request out of range")
+            return answer
+        except Refused as refused:
+            await self._refuse(refused, context)
+
+    async def _bye(self, requests, context: grpc.aio.ServicerContext) -> bytes:
+        """A peer will send nothing more in this job (its program finished or aborted). One message,
+        on a client-streaming call so that it goes only after this party's proof (``proven.gated``)."""
+        await self._prove(context)
+        try:
+            request = await _next_frame(requests, self._patience)
+            if request is None:
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty goodbye")
+            job, src, kind, error_type, cause = _control(wire.decode_bye, request)
+            check_source(self._config, job, src, context.auth_context())
+            self._peers.mark_gone(src, Gone(kind, error_type, cause))
             return b"ok"
-        except _Refused as refused:
+        except Refused as refused:
             await self._refuse(refused, context)
 
     async def _push(self, requests, context: grpc.aio.ServicerContext) -> None:
+        await self._prove(context)
         try:
-            first = await _next_frame(requests)
+            first = await _next_frame(requests, self._patience)
             if first is None:
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty push: no header frame")
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty push: no header frame")
             header = self._admit(first, context)
             if header is None:
                 answer = b"duplicate"
             else:
                 try:
                     await context.write(wire.encode_ack(0))  # admitted: the sender may send data now
-                    answer = self._store(header, await _assemble(requests, header.total_size, context))
+                    payload = await _assemble(requests, header.total_size, context, self._patience)
+                    answer = await self._store(header, payload)
                 except BaseException:
                     self._box.release((header.src, header.object_id))
                     raise
             await context.write(answer)
-        except _Refused as refused:
+        except Refused as refused:
             await self._refuse(refused, context)
 
     async def _push_whole(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await self._prove(context)
         try:
             try:
                 head, payload = wire.decode_whole(request)
             except wire.WireError as exc:
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
             header = self._admit(head, context)
             if header is None:
                 return b"duplicate"
             try:
                 if len(payload) != header.total_size:
-                    raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"payload of {len(payload)} bytes, the header declares {header.total_size}")
-                return self._store(header, payload)
+                    raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"payload of {len(payload)} bytes, the header declares {header.total_size}")
+                return await self._store(header, payload)
             except BaseException:
                 self._box.release((header.src, header.object_id))
                 raise
-        except _Refused as refused:
+        except Refused as refused:
             await self._refuse(refused, context)
 
-    def _admit(self, frame: bytes, context: grpc.aio.ServicerContext) -> wire.Header | None:
-        """The push's header if this party takes it, None for a duplicate; else ``_Refused``.
+    @property
+    def _patience(self) -> float:
+        """Seconds a push may go without a frame before it gives back what it holds."""
+        return self._config.comm.timeout_in_ms / 1000
 
-        A taken push holds its payload size in the buffer until its value is handed out or the
-        push fails (``Mailbox.release``).
+    def _admit(self, frame: bytes, context: grpc.aio.ServicerContext) -> wire.Header | None:
+        """The push's header if this party takes it, None for a duplicate; else ``Refused``.
+
+        A taken push holds what it costs (``holding_cost``: payload, decoded growth, header, slot)
+        until its value is handed out or the push fails (``Mailbox.release``).
         """
         try:
             header = wire.decode_header(frame)
         except wire.WireError as exc:
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        self._check(header, context)
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        check_header(self._config, header, context.auth_context())
         self._peers.seen(header.src)
         key = (header.src, header.object_id)
         if self._box.has(key):
-            logger.info("duplicate push of %s from %s dropped", header.object_id, header.src)
+            logger.info("duplicate push of %s from %s dropped", describe(header), header.src)
             self._meter.add(header.src, duplicates=1)
             return None
         if self._box.receiving(key):
-            raise _Refused(grpc.StatusCode.UNAVAILABLE,
-                           f"a push of value {header.object_id} from {header.src!r} is already being received")
+            raise Refused(grpc.StatusCode.UNAVAILABLE, "a push of this value is already being received")
         try:
-            self._box.reserve(key, header.total_size)
+            self._box.reserve(key, holding_cost(header, len(frame)))
         except NoRoom as exc:
             code = grpc.StatusCode.UNAVAILABLE if exc.now else grpc.StatusCode.RESOURCE_EXHAUSTED
-            raise _Refused(code, str(exc), no_room=exc.now) from None
+            raise Refused(code, str(exc), no_room=exc.now) from None
         return header
 
-    def _store(self, header: wire.Header, payload: memoryview) -> bytes:
-        """Decode the value and hand it to whoever waits for it."""
+    async def _store(self, header: wire.Header, payload: memoryview) -> bytes:
+        """Decode the value (on a decoding thread) and hand it to whoever waits for it."""
         key = (header.src, header.object_id)
         try:
-            arrived = self._decode(header, payload)
-        except _Refused as refused:
-            # This party is waiting for the value too: tell it why it will never come.
-            self._box.deliver(key, Arrived(header.fingerprint, error=FedError(
-                f"value {header.object_id} from party {header.src!r} was refused: {refused}")))
+            arrived = await asyncio.get_running_loop().run_in_executor(self._decoders, self._decode, header, payload)
+        except Refused as refused:
+            # If this party waits for the value, it is told why it will never come. Otherwise
+            # nothing is kept: a peer cannot fill the mailbox with refusals.
+            if key in self._box.waiting:
+                self._box.deliver(key, Arrived(header.fingerprint, error=FedError(
+                    f"value {describe(header)} from party {header.src!r} was refused: {refused}")))
             raise
         self._box.deliver(key, arrived)
         self._meter.add(header.src, values=1, bytes=header.total_size)
         return b"ok"
 
-    def _check_source(self, job: Any, src: str, context: grpc.aio.ServicerContext) -> None:
-        """The message is for this job and comes from a peer (proved by its certificate with TLS)."""
-        cfg = self._config
-        if job != cfg.job_name:
-            raise _Refused(grpc.StatusCode.NOT_FOUND,
-                           f"unknown job {job!r}: party {cfg.party!r} serves job {cfg.job_name!r} here")
-        if src not in cfg.addresses or src == cfg.party:
-            raise _Refused(grpc.StatusCode.PERMISSION_DENIED, f"unknown source party {src!r}")
-        if cfg.tls is not None and not peer_is(context.auth_context(), src):
-            raise _Refused(grpc.StatusCode.PERMISSION_DENIED,
-                           f"peer certificate does not name the claimed source party {src!r}")
-
-    def _check(self, header: wire.Header, context: grpc.aio.ServicerContext) -> None:
-        cfg = self._config
-        if header.dst != cfg.party:
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"push addressed to {header.dst!r} reached party {cfg.party!r}")
-        self._check_source(header.job, header.src, context)
-        limit = cfg.comm.messages_max_size_in_bytes
-        if header.total_size > limit:
-            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"value of {header.total_size} bytes exceeds this party's "
-                           f"messages_max_size_in_bytes={limit}")
-
     def _decode(self, header: wire.Header, payload: memoryview) -> Arrived:
+        """The value (or remote error) a payload holds; ``Refused`` if it is not one this party takes."""
         segments = wire.split_payload(payload, header.segments)
         if header.codec == "error":
-            body = wire.decode_json(segments[0], "error frame")
-            error = FedRemoteError(str(body.get("party", header.src)), str(body.get("type", "Exception")),
-                                   body.get("cause") if isinstance(body.get("cause"), str) else None)
-            return Arrived(header.fingerprint, error=error)
+            if len(segments) != 1:
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "malformed error frame: one segment expected")
+            try:
+                party, kind, cause = wire.decode_error(segments[0])
+            except wire.WireError as exc:
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+            return Arrived(header.fingerprint, error=FedRemoteError(party, kind, cause))
         try:
-            value = codec.decode(segments, self._allowed)
-        except Exception as exc:  # noqa: BLE001 - any failure to decode is the sender's problem
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"cannot decode value {header.object_id}: {exc}") from None
+            value = codec.decode(segments, self._policy, header.copied)
+        except codec.DecodeError as exc:
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"value refused: {exc}", exc.detail) from None
         return Arrived(header.fingerprint, value=value)
 
 
-async def _refuse(refused: _Refused, context: grpc.aio.ServicerContext) -> None:
-    """Log a refused push and end its call with the refusal's status and message."""
+async def _refuse(refused: Refused, context: grpc.aio.ServicerContext) -> None:
+    """Log a refused message (bounded, escaped) and end its call with fed's own words."""
     if refused.no_room:
-        logger.info("asked %s to wait: %s", context.peer(), refused)
+        logger.info("asked %s to wait: %s", context.peer(), refused.public)
     else:
-        logger.warning("refused a push from %s: %s", context.peer(), refused)
-    await context.abort(refused.code, str(refused), wire.NO_ROOM if refused.no_room else ())
+        logger.warning("refused a call from %s: %s", context.peer(), clip(str(refused), 600))
+    await context.abort(refused.code, refused.public, wire.NO_ROOM if refused.no_room else ())
+
+
+def _control(decode, request: bytes):
+    """A control message decoded by ``decode``; malformed is ``Refused`` as INVALID_ARGUMENT."""
+    try:
+        return decode(request)
+    except wire.WireError as exc:
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
 
 
 def _retrieved(take: asyncio.Future) -> None:
@@ -327,31 +340,37 @@ def _retrieved(take: asyncio.Future) -> None:
         take.exception()
 
 
-async def _next_frame(requests) -> bytes | None:
+async def _next_frame(requests, patience: float) -> bytes | None:
+    """The next frame of a push, None at its end; ``Refused`` after ``patience`` s without one."""
     try:
-        return await requests.__anext__()
+        return await asyncio.wait_for(requests.__anext__(), patience)
     except StopAsyncIteration:
         return None
+    except asyncio.TimeoutError:
+        raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED,
+                      f"no data for {patience:g} s: the push gave back what it held") from None
 
 
-async def _assemble(requests, total: int, context: grpc.aio.ServicerContext) -> memoryview:
+async def _assemble(requests, total: int, context: grpc.aio.ServicerContext, patience: float) -> memoryview:
     """Copy the payload chunks into one buffer of the declared size, acknowledging each one.
 
     The buffer is ``numpy.empty``: its pages are not zeroed before data lands, and being private
     memory (huge pages where the kernel allows) Ray copies the value out of it into the object
-    store about twice as fast as out of a shared mapping.
+    store about twice as fast as out of a shared mapping. A push that sends nothing for
+    ``patience`` s (``timeout_in_ms``) is ended, and gives back the room it held.
     """
     view = memoryview(np.empty(total, dtype=np.uint8)).cast("B")
     offset = 0
-    async for chunk in requests:
+    while True:
+        chunk = await _next_frame(requests, patience)
+        if chunk is None:
+            break
         end = offset + len(chunk)
         if end > total:
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"payload longer than the declared {total} bytes")
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"payload longer than the declared {total} bytes")
         view[offset:end] = chunk
         offset = end
         await context.write(wire.encode_ack(offset))
     if offset != total:
-        raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"truncated payload: {offset} of {total} declared bytes")
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"truncated payload: {offset} of {total} declared bytes")
     return view

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import random
 import time
@@ -14,15 +13,17 @@ import grpc
 
 from fed._config import FedConfig
 from fed._exceptions import FedSendError, seen_elsewhere
+from fed._security.server_proof import Checker
+from fed._security.untrusted import clip
 from fed._serialization import codec
-from fed._transport import grpc_setup, wire
+from fed._transport import grpc_setup, proven, wire
 from fed._transport.metrics import Meter, Progress, node_id
 
 logger = logging.getLogger("fed.sender")
 
 
 class Sent(NamedTuple):
-    """What one push sent: payload bytes, and ``pickle5`` for a value or ``error`` for an error report."""
+    """What one push sent: payload bytes, and ``fed`` for a value or ``error`` for an error report."""
 
     nbytes: int
     codec: str
@@ -53,6 +54,8 @@ class Sender:
         self.meter = Meter(config.job_name, config.party, "sent")
         self._room_logged: dict[str, float] = {}  # peer -> when "no room there" was last logged
         self._tries: dict[str, asyncio.Semaphore] = {}  # per peer: tries of pushes running at once
+        # With TLS, no part of a value goes to a server before it proves it is the destination party.
+        self._checker = Checker(config.tls.ca_cert, config.job_name, config.party) if config.tls else None
 
     def _channel(self, dst: str) -> grpc.aio.Channel:
         channel = self._channels.get(dst)
@@ -70,23 +73,32 @@ class Sender:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                answer = await call(wire.encode_ping(cfg.job_name, cfg.party),
-                                    timeout=max(0.1, min(5.0, deadline - time.monotonic())),
-                                    wait_for_ready=True)
+                answer = await proven.answer(call(wire.encode_ping(cfg.job_name, cfg.party),
+                                                  timeout=max(0.1, min(5.0, deadline - time.monotonic())),
+                                                  wait_for_ready=True), self._checker, dst)
+            except proven.ProofError as exc:
+                raise self._impostor(dst, exc) from None
             except grpc.aio.AioRpcError as exc:
                 last = exc
                 if exc.code() not in _TRANSIENT:
                     break
                 await asyncio.sleep(0.2)
                 continue
-            body = wire.decode_json(answer, "ping answer")
-            if body.get("party") != dst or body.get("job") != cfg.job_name:
+            try:
+                who, job, _, _ = wire.decode_ping_answer(answer)
+            except wire.WireError as exc:
+                raise FedSendError(f"{cfg.addresses[dst]} answers pings, but not as a fed receiver: {exc}") from None
+            if who != dst or job != cfg.job_name:
                 raise FedSendError(
-                    f"{cfg.addresses[dst]} answers as party {body.get('party')!r} job "
-                    f"{body.get('job')!r}, expected party {dst!r} job {cfg.job_name!r}")
+                    f"{cfg.addresses[dst]} answers as party {clip(who, 64)} job {clip(job, 64)}, expected "
+                    f"party {dst!r} job {cfg.job_name!r}")
             return
         raise FedSendError(f"party {dst!r} at {cfg.addresses[dst]} did not answer within "
                            f"{cfg.comm.timeout_in_ms} ms: {_describe(last)}")
+
+    def _impostor(self, dst: str, exc: proven.ProofError) -> FedSendError:
+        return FedSendError(f"the server at {self._config.addresses[dst]} is not party {dst!r}: {exc}. Nothing "
+                            "of this party's values was sent to it")
 
     async def send(self, dst: str, object_id: str, fingerprint: str, wrapped: list) -> Sent:
         """Push the value of ``wrapped[0]`` (a Ray ObjectRef) to ``dst``; returns what was sent.
@@ -94,17 +106,27 @@ class Sender:
         A value whose task failed is pushed as an error frame, so the peer raises instead of waiting.
         """
         cfg = self._config
+        unencodable, copied = None, ()
         try:
             value = await wrapped[0]
         except Exception as exc:  # noqa: BLE001 - the producing task failed: tell the peer
             codec_name, segments = "error", [memoryview(self._error_frame(exc))]
         else:
-            codec_name, segments = "pickle5", codec.encode(value)
+            try:
+                segments, copied = codec.encode(value, cfg.types)
+                codec_name = codec.NAME
+            except codec.EncodeError as exc:
+                unencodable = FedSendError(f"value {object_id} ({fingerprint}) cannot be sent to {dst!r}: {exc}")
+                codec_name, segments = "error", None
         header = wire.Header(job=cfg.job_name, src=cfg.party, dst=dst, object_id=object_id,
                              fingerprint=fingerprint, codec=codec_name,
-                             segments=tuple(s.nbytes for s in segments))
+                             segments=tuple(s.nbytes for s in segments or ()) or (0,), copied=copied)
         limit = cfg.comm.messages_max_size_in_bytes
         ready = time.monotonic()
+        if unencodable is not None:  # the peer is told instead, so it does not wait for the value
+            self.meter.add(dst, refusals=1, failures=1)
+            await self._push(dst, *self._error_notice(header, unencodable))
+            raise unencodable
         if header.total_size > limit:
             self.meter.add(dst, refusals=1, failures=1)
             too_big = FedSendError(f"value {object_id} ({fingerprint}) is {header.total_size} bytes, over "
@@ -135,19 +157,21 @@ class Sender:
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             try:
-                await self._send_whole(dst, notice, error, max(0.1, deadline - time.monotonic()), _Window(0))
+                await self._send_whole(dst, notice, error, max(0.1, deadline - time.monotonic()),
+                                       _Window(0))
                 return
             except grpc.aio.AioRpcError as rpc_error:
                 if rpc_error.code() not in _TRANSIENT:  # e.g. it already holds an error for the value
                     return
-            except asyncio.TimeoutError:
+            except (asyncio.TimeoutError, proven.ProofError):
                 return
             await asyncio.sleep(0.1)
 
     async def _push(self, dst: str, header: wire.Header, segments: list[memoryview]) -> None:
         """Send one value; retry transient failures until ``timeout_in_ms`` passes without progress.
 
-        A value that fits in one chunk goes as one unary call. A larger one is streamed: the receiver
+        A value that fits in one chunk goes as one unary call (without TLS: with TLS the server must
+        prove who it is before the value goes, see ``proven``). A larger one is streamed: the receiver
         acknowledges every chunk and at most ``inflight_window_in_bytes`` are unacknowledged, which
         bounds the memory a push holds. There is no deadline on a whole transfer: a large value on a
         slow but live link goes on as long as acknowledgements keep coming. A receiver that has no
@@ -173,6 +197,9 @@ class Sender:
                                        f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
             except asyncio.TimeoutError:
                 error, no_room = f"no progress for {patience:g} s", False
+            except proven.ProofError as exc:
+                self.meter.add(dst, refusals=1)
+                raise self._impostor(dst, exc) from None
             if no_room:
                 answered = time.monotonic()
                 self._tell_no_room(dst, error)
@@ -207,31 +234,59 @@ class Sender:
 
     async def _send_whole(self, dst: str, header: wire.Header, segments: list[memoryview],
                           patience: float, window: _Window) -> None:
+        if self._checker is not None:  # the header and value go only after the server's proof
+            await self._send_streamed(dst, header, segments, patience, window)
+            return
         request = wire.encode_whole(wire.encode_header(header), segments)
         call = self._channel(dst).unary_unary(wire.PUSH_WHOLE_METHOD)
         await call(request, timeout=patience, wait_for_ready=True, metadata=self._metadata)
 
     async def _send_streamed(self, dst: str, header: wire.Header, segments: list[memoryview],
                              patience: float, window: _Window) -> None:
+        """One try of a streamed push: the header, then (once admitted) chunks within the window,
+        written by one task while this one reads the receiver's acks and answer."""
         window.restart()
-        frames = _frames(wire.encode_header(header), segments, self._config.comm.chunk_size_in_bytes, window)
-        rpc = self._channel(dst).stream_stream(wire.PUSH_METHOD)(frames, wait_for_ready=True,
-                                                                metadata=self._metadata)
+        call = self._channel(dst).stream_stream(wire.PUSH_METHOD)(wait_for_ready=True, metadata=self._metadata)
         progress = Progress(f"push of {header.object_id} ({header.fingerprint}) to {dst}", header.total_size)
+        writer = asyncio.ensure_future(self._write(call, dst, wire.encode_header(header), segments, window, patience))
+        reader = asyncio.ensure_future(_follow(call, window, patience, progress))
         try:
-            await _follow(rpc, window, patience, progress)
-        except asyncio.TimeoutError:
-            rpc.cancel()
-            raise
+            await asyncio.wait((writer, reader), return_when=asyncio.FIRST_EXCEPTION)
+            # The receiver's answer (or the call's status) decides, except when the writer stopped
+            # before anything could go: the server did not prove it is ``dst``, or not in time.
+            if not reader.done() and not writer.cancelled() and isinstance(
+                    writer.exception(), (proven.ProofError, asyncio.TimeoutError)):
+                raise writer.exception()
+            await reader
+        finally:
+            for task in (writer, reader):
+                task.cancel()
+            await asyncio.gather(writer, reader, return_exceptions=True)
+            if not call.done():
+                call.cancel()
 
-    def _error_notice(self, header: wire.Header, exc: BaseException) -> tuple[wire.Header, list[memoryview]]:
-        """The push that tells the peer ``exc`` happened instead of the value ``header`` describes."""
-        error = memoryview(self._error_frame(exc))
-        return dataclasses.replace(header, codec="error", segments=(error.nbytes,)), [error]
+    async def _write(self, call: grpc.aio.StreamStreamCall, dst: str, head: bytes, segments: list[memoryview],
+                     window: _Window, patience: float) -> None:
+        """The frames of a push; none before the server proved it is ``dst``, no data before it
+        admits the header (its first ack), at most the window unacknowledged."""
+        if self._checker is not None:
+            await asyncio.wait_for(proven.check(call, self._checker, dst), patience)
+        await call.write(head)
+        for chunk in wire.iter_payload(segments, self._config.comm.chunk_size_in_bytes):
+            await window.reserve(len(chunk))
+            await call.write(chunk)
+        await call.done_writing()
+
+    def _error_notice(self, header: wire.Header, exc: FedSendError) -> tuple[wire.Header, list[memoryview]]:
+        """The push that tells the peer ``exc`` happened instead of the value ``header`` describes:
+        fed's own message about the delivery, which holds nothing of the task's data, so it is sent
+        whatever ``expose_error_trace`` says."""
+        error = memoryview(wire.encode_error(self._config.party, type(exc).__name__, str(exc)))
+        return dataclasses.replace(header, codec="error", segments=(error.nbytes,), copied=()), [error]
 
     def _error_frame(self, exc: BaseException) -> bytes:
         seen = seen_elsewhere(exc, self._config.party, self._config.comm.expose_error_trace)
-        return json.dumps({"party": seen.src_party, "type": seen.error_type, "cause": seen.cause}).encode()
+        return wire.encode_error(seen.src_party, seen.error_type, seen.cause)
 
     async def bye(self, dst: str, kind: str, error_type: str = "", cause: str | None = None) -> bool:
         """Tell ``dst`` this party sends nothing more (its program ``finished`` or ``aborted``).
@@ -240,12 +295,15 @@ class Sender:
         notice this party is gone by its pings. Returns whether ``dst`` took it.
         """
         cfg = self._config
-        call = self._channel(dst).unary_unary(wire.BYE_METHOD)
         try:
-            await call(wire.encode_bye(cfg.job_name, cfg.party, kind, error_type, cause), timeout=2.0,
-                       metadata=self._metadata)
+            await proven.gated(self._channel(dst), wire.BYE_METHOD, wire.encode_bye(cfg.job_name, cfg.party, kind,
+                                                                                  error_type, cause),
+                               self._checker, dst, timeout=2.0, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             logger.info("could not say goodbye to %s: %s", dst, _describe(exc))
+            return False
+        except proven.ProofError as exc:
+            logger.warning("did not say goodbye to %s: %s", dst, self._impostor(dst, exc))
             return False
         return True
 
@@ -289,13 +347,6 @@ class _Window:
         self.last_progress = time.monotonic()
         self._admitted.set()
         self._moved.set()
-
-
-async def _frames(head: bytes, segments: list[memoryview], chunk_size: int, window: _Window):
-    yield head
-    for chunk in wire.iter_payload(segments, chunk_size):
-        await window.reserve(len(chunk))
-        yield chunk
 
 
 async def _follow(rpc: grpc.aio.StreamStreamCall, window: _Window, patience: float, progress: Progress) -> bytes:

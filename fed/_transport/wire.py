@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
+
+from fed._serialization import records
 
 MAGIC = b"RFED"
-VERSION = 1
+VERSION = 2
 ALIGN = 64
-MAX_SEGMENTS = 1 << 20
+MAX_SEGMENTS = records.MAX_SEGMENTS
 MAX_HEADER_BYTES = 1 << 20
+MAX_CONTROL_BYTES = 64 * 1024  # pings, goodbyes, calls requests and their answers (not digests)
+MAX_ERROR_BYTES = 1 << 20      # an error frame (its cause may hold a trace)
+MAX_ERROR_CAUSE = 64 * 1024
+MAX_SIZE = 1 << 62
+_PARTY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 PUSH_METHOD = "/fed.Receiver/Push"
 PUSH_WHOLE_METHOD = "/fed.Receiver/PushWhole"
 PING_METHOD = "/fed.Receiver/Ping"
 BYE_METHOD = "/fed.Receiver/Bye"
 CALLS_METHOD = "/fed.Receiver/Calls"
 BYE_KINDS = ("finished", "aborted", "diverged")
-CODECS = ("pickle5", "error")
+CODECS = ("fed", "error")
 ACK = b"A"
 FINAL_ANSWERS = (b"ok", b"duplicate")
 # Trailing metadata of a push refused as UNAVAILABLE only because the receiver holds too many
@@ -46,6 +56,7 @@ class Header:
     fingerprint: str
     codec: str
     segments: tuple[int, ...]
+    copied: tuple[int, ...] = ()  # segments the receiver copies out (bytes, str) instead of viewing
 
     @property
     def total_size(self) -> int:
@@ -71,40 +82,85 @@ def encode_header(header: Header) -> bytes:
     """``MAGIC``, one version byte, then the header as UTF-8 JSON."""
     body = asdict(header)
     body["segments"] = list(header.segments)
+    body["copied"] = list(header.copied)
     return MAGIC + bytes([VERSION]) + json.dumps(body, separators=(",", ":")).encode()
 
 
 def decode_header(frame: bytes) -> Header:
-    """Parse and validate a header frame; anything malformed is a ``WireError``."""
+    """Parse and validate a header frame; anything malformed is a ``WireError`` (its text names
+    what was wrong, never what the frame held)."""
     if len(frame) > MAX_HEADER_BYTES:
-        raise WireError(f"header frame of {len(frame)} bytes exceeds {MAX_HEADER_BYTES}")
+        raise WireError(f"header frame over {MAX_HEADER_BYTES} bytes")
     if frame[:4] != MAGIC:
         raise WireError("not a fed push: bad magic")
     if len(frame) < 5 or frame[4] != VERSION:
-        raise WireError(f"unsupported wire version {frame[4] if len(frame) > 4 else None}; this side speaks {VERSION}")
-    try:
-        body = json.loads(bytes(frame[5:]).decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(f"header is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise WireError("header must be a JSON object")
+        raise WireError(f"unsupported wire version; this party speaks version {VERSION}")
+    body = loads(frame[5:], "header", MAX_HEADER_BYTES)
     fields = ("job", "src", "dst", "object_id", "fingerprint", "codec")
+    extra = set(body) - set(fields) - {"segments", "copied"}
+    if extra:
+        raise WireError("unknown header fields")
     for name in fields:
         if not isinstance(body.get(name), str):
             raise WireError(f"header field {name!r} must be a string")
+    if not _JOB.fullmatch(body["job"]):
+        raise WireError("header field 'job' is not a job name")
+    for name in ("src", "dst"):
+        if not _PARTY.fullmatch(body[name]):
+            raise WireError(f"header field {name!r} is not a party name")
+    if not printable(body["object_id"], 256) or not printable(body["fingerprint"], 1024):
+        raise WireError("header fields 'object_id' (up to 256) and 'fingerprint' (up to 1024) must be "
+                        "printable text")
     if body["codec"] not in CODECS:
-        raise WireError(f"unknown codec {body['codec']!r}")
+        raise WireError("unknown codec")
     segments = body.get("segments")
     if (
         not isinstance(segments, list)
         or not 0 < len(segments) <= MAX_SEGMENTS
-        or not all(type(s) is int and s >= 0 for s in segments)
+        or not all(type(s) is int and 0 <= s < MAX_SIZE for s in segments)
     ):
-        raise WireError("header field 'segments' must be a non-empty list of non-negative sizes")
-    extra = set(body) - set(fields) - {"segments"}
-    if extra:
-        raise WireError(f"unknown header fields {sorted(extra)}")
-    return Header(**{k: body[k] for k in fields}, segments=tuple(segments))
+        raise WireError(f"header field 'segments' must be a list of 1 to {MAX_SEGMENTS} sizes")
+    copied = body.get("copied", [])
+    if (
+        not isinstance(copied, list)
+        or not all(type(i) is int and 0 < i < len(segments) for i in copied)
+        or any(a >= b for a, b in zip(copied, copied[1:]))
+    ):
+        raise WireError("header field 'copied' must list segment numbers in increasing order")
+    return Header(**{k: body[k] for k in fields}, segments=tuple(segments), copied=tuple(copied))
+
+
+def printable(text: Any, limit: int) -> bool:
+    """A non-empty string of at most ``limit`` printable characters (no newlines or controls)."""
+    return isinstance(text, str) and 0 < len(text) <= limit and text.isprintable()
+
+
+def is_party(name: Any) -> bool:
+    return isinstance(name, str) and _PARTY.fullmatch(name) is not None
+
+
+def _small_int(text: str) -> int:
+    if len(text) > 20:
+        raise ValueError("integer too long")
+    return int(text)
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError("not JSON")
+
+
+def loads(frame: bytes | memoryview, what: str, limit: int = MAX_CONTROL_BYTES) -> dict:
+    """A JSON object of at most ``limit`` bytes; integers of at most 20 digits, no NaN, nesting
+    within Python's recursion limit. Anything else is a ``WireError`` naming ``what``."""
+    if len(frame) > limit:
+        raise WireError(f"{what} over {limit} bytes")
+    try:
+        body = json.loads(bytes(frame).decode("utf-8"), parse_int=_small_int, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError, TypeError):
+        raise WireError(f"malformed {what}: not a JSON object of the expected form") from None
+    if not isinstance(body, dict):
+        raise WireError(f"malformed {what}: not a JSON object")
+    return body
 
 
 def iter_payload(segments: list[memoryview], chunk_size: int) -> Iterator[bytes]:
@@ -144,6 +200,8 @@ def encode_whole(head: bytes, segments: list[memoryview]) -> bytes:
 
 def decode_whole(message: bytes) -> tuple[bytes, memoryview]:
     """Split a one-message push into its header frame and its payload."""
+    if len(message) < 4:
+        raise WireError("one-message push shorter than its length field")
     size = int.from_bytes(message[:4], "little")
     if len(message) < 4 + size:
         raise WireError("one-message push shorter than its header length")
@@ -175,17 +233,77 @@ def encode_ping(job: str, src: str, calls: int = 0) -> bytes:
     return json.dumps({"job": job, "src": src, "calls": calls}).encode()
 
 
+def decode_ping(frame: bytes) -> tuple[Any, Any, int]:
+    """``(job, src, calls)`` of a ping; job and src are checked by the receiver as for pushes."""
+    body = loads(frame, "ping")
+    calls = body.get("calls", 0)
+    if type(calls) is not int or calls < 0:
+        raise WireError("malformed ping: 'calls' must be a count")
+    return body.get("job"), body.get("src"), calls
+
+
+def encode_ping_answer(party: str, job: str, calls: int | None = None, digest: str | None = None) -> bytes:
+    answer: dict[str, Any] = {"party": party, "job": job}
+    if calls is not None:
+        answer.update(calls=calls, digest=digest)
+    return json.dumps(answer).encode()
+
+
+def decode_ping_answer(frame: bytes) -> tuple[Any, Any, int, str | None]:
+    """``(party, job, calls, digest)`` of a ping answer; a malformed one is a ``WireError``."""
+    body = loads(frame, "ping answer")
+    calls, digest = body.get("calls", 0), body.get("digest")
+    if type(calls) is not int or calls < 0 or not (digest is None or isinstance(digest, str) and len(digest) <= 64):
+        raise WireError("malformed ping answer")
+    return body.get("party"), body.get("job"), calls, digest
+
+
+def encode_calls_request(job: str, src: str, upto: int | None = None, call: int | None = None) -> bytes:
+    """Ask a peer for the digests of its first ``upto`` calls, or the fingerprint of call ``call``."""
+    return json.dumps({"job": job, "src": src, "upto": upto, "call": call}).encode()
+
+
+def decode_calls_request(frame: bytes) -> tuple[Any, Any, int | None, int | None]:
+    body = loads(frame, "calls request")
+    upto, call = body.get("upto"), body.get("call")
+    if not (upto is None or type(upto) is int) or not (call is None or type(call) is int):
+        raise WireError("malformed calls request")
+    return body.get("job"), body.get("src"), upto, call
+
+
 def encode_bye(job: str, src: str, kind: str, error_type: str = "", cause: str | None = None) -> bytes:
     """A goodbye: ``src`` sends nothing more in ``job``, because its program ``finished`` or ``aborted``."""
     return json.dumps({"job": job, "src": src, "kind": kind, "error_type": error_type, "cause": cause}).encode()
 
 
+def decode_bye(frame: bytes) -> tuple[Any, Any, str, str, str | None]:
+    """``(job, src, kind, error_type, cause)``; kinds and types are checked here."""
+    body = loads(frame, "goodbye")
+    kind, error_type, cause = body.get("kind"), body.get("error_type") or "", body.get("cause")
+    if kind not in BYE_KINDS or not (error_type == "" or printable(error_type, 256)) \
+            or not (cause is None or isinstance(cause, str) and len(cause) <= 16384):
+        raise WireError("malformed goodbye")
+    return body.get("job"), body.get("src"), kind, error_type, cause
+
+
+def encode_error(party: str, error_type: str, cause: str | None) -> bytes:
+    """The payload of an ``error`` push: the value's task failed at ``party`` (docs/wire.md). A
+    cause of more than ``MAX_ERROR_CAUSE`` characters is cut there."""
+    if cause is not None and len(cause) > MAX_ERROR_CAUSE:
+        cause = cause[:MAX_ERROR_CAUSE] + f"... ({len(cause) - MAX_ERROR_CAUSE} more characters not sent)"
+    return json.dumps({"party": party, "type": error_type[:256], "cause": cause}).encode()
+
+
+def decode_error(frame: bytes | memoryview) -> tuple[str, str, str | None]:
+    """``(party, type, cause)`` of an error payload, each checked; else a ``WireError``."""
+    body = loads(frame, "error frame", MAX_ERROR_BYTES)
+    party, kind, cause = body.get("party"), body.get("type"), body.get("cause")
+    if set(body) - {"party", "type", "cause"} or not is_party(party) or not printable(kind, 256) \
+            or not (cause is None or isinstance(cause, str)):
+        raise WireError("malformed error frame")
+    return party, kind, cause
+
+
 def decode_json(frame: bytes, what: str) -> dict:
-    """Decode a small JSON control frame (ping or its answer)."""
-    try:
-        body = json.loads(bytes(frame).decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WireError(f"malformed {what}") from None
-    if not isinstance(body, dict):
-        raise WireError(f"malformed {what}")
-    return body
+    """Decode a small JSON control frame (see ``loads``)."""
+    return loads(frame, what)

@@ -13,7 +13,9 @@ from harness import free_ports
 
 from fed._config import build_config
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
+from fed._serialization import codec
 from fed._transport import wire
+from fed._transport.admission import holding_cost
 from fed._transport.liveness import ping_answer
 from fed._transport.receiver import Receiver
 from fed._transport.sender import Sender
@@ -44,23 +46,55 @@ def failed(exc):
     return [fut]
 
 
+class Refusal(tuple):
+    """The receiver's refusal of a hand-made call: (status, details); equal to its status alone."""
+
+    def __eq__(self, other):
+        return self[0] == other if isinstance(other, grpc.StatusCode) else tuple.__eq__(self, other)
+
+    __hash__ = tuple.__hash__
+
+
 async def raw_push(address, frames):
-    """Push hand-made frames; returns the final answer (after the acks) or the gRPC status code."""
+    """Push hand-made frames as a sender would (data only once the header is admitted); returns
+    the final answer (after the acks) or the receiver's ``Refusal``."""
     async with grpc.aio.insecure_channel(address) as channel:
-        async def gen():
-            for frame in frames:
-                yield frame
+        call = channel.stream_stream(wire.PUSH_METHOD)(timeout=5)
+        answers = []
         try:
-            answers = [m async for m in channel.stream_stream(wire.PUSH_METHOD)(gen(), timeout=5)]
-        except grpc.aio.AioRpcError as exc:
-            return exc.code()
+            for i, frame in enumerate(frames):
+                await call.write(frame)
+                if i == 0:
+                    answers.append(await call.read())
+                    if answers[-1] is grpc.aio.EOF or wire.decode_ack(answers[-1]) is None:
+                        break
+            else:
+                await call.done_writing()
+                while (message := await call.read()) is not grpc.aio.EOF:
+                    answers.append(message)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            return Refusal((code, await call.details()))
         assert all(wire.decode_ack(m) is not None for m in answers[:-1])
         return answers[-1]
 
 
+def cost(value=None, segments=None):
+    """What a push of ``value`` (or of a payload laid out as ``segments``) holds at the receiver."""
+    segments = segments or tuple(s.nbytes for s in codec.encode(value).segments)
+    head = wire.Header(job="j", src="alice", dst="bob", object_id="1:0", fingerprint="f@alice#1",
+                       codec="fed", segments=segments)
+    return holding_cost(head, len(wire.encode_header(head)))
+
+
+FLAT = (16, 2984)  # a hand-made 3000-byte payload whose records are short
+
+
 def header(**fields):
     base = dict(job="j", src="alice", dst="bob", object_id="1:0", fingerprint="f@alice#1",
-                codec="pickle5", segments=(3,))
+                codec="fed", segments=(3,))
     return wire.encode_header(wire.Header(**{**base, **fields}))
 
 
@@ -94,7 +128,7 @@ def test_values_around_chunk_boundaries_arrive_intact(size):
         value = {"a": np.arange(size, dtype=np.uint8), "b": b"x" * size}
         sent = await sender.send("bob", "1:0", "f@alice#1", ready(value))
         got = await receiver.get("alice", "1:0", "f@alice#1")
-        assert sent.nbytes > 0 and sent.codec == "pickle5"
+        assert sent.nbytes > 0 and sent.codec == "fed"
         np.testing.assert_array_equal(got["a"], value["a"])
         assert got["b"] == value["b"]
 
@@ -127,22 +161,26 @@ def test_settle_counts_the_values_still_awaited_and_waits_for_late_ones():
     with_bob(test)
 
 
+BIG = np.zeros(10_000, dtype=np.uint8)  # streamed: over one 1024-byte chunk
+CAP = cost(BIG) + cost(segments=FLAT) - 1  # room for one of them, not both
+
+
 def test_values_nobody_consumes_stop_at_max_buffered_bytes_and_honest_pushes_wait():
     async def test(sender, receiver, address):
-        big = np.zeros(3000, dtype=np.uint8)  # streamed: over one 1024-byte chunk
+        big = BIG
         await sender.send("bob", "1:0", "f@alice#1", ready(big))
         held = receiver.counts()["buffered_bytes"]
-        assert held >= 3000
+        assert held == cost(big) > 10_000  # the payload, what it may decode to, its header and slot
         # A flood of frames for keys nobody asks for: refused once the cap is reached, as
         # UNAVAILABLE marked "no room", with a message that says what to do; nothing more is held.
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await unary_push(address, header(object_id="2:0", segments=(3000,)), b"x" * 3000)
+            await unary_push(address, header(object_id="2:0", segments=FLAT), b"x" * 3000)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert wire.is_no_room(refused.value.trailing_metadata())
-        assert "max_buffered_bytes=4096" in refused.value.details()
+        assert f"max_buffered_bytes={CAP}" in refused.value.details()
         assert receiver.counts()["buffered_bytes"] == held
         # A value over the cap on its own can never fit: refused at once, not retried.
-        assert await raw_push(address, [header(object_id="4:0", segments=(5000,))]) \
+        assert await raw_push(address, [header(object_id="4:0", segments=(CAP,))]) \
             == grpc.StatusCode.RESOURCE_EXHAUSTED
         # An honest push that finds no room waits as long as the receiver answers so, well past
         # timeout_in_ms (1.5 s): the receiver is live, only behind.
@@ -156,7 +194,7 @@ def test_values_nobody_consumes_stop_at_max_buffered_bytes_and_honest_pushes_wai
         assert receiver.counts()["buffered_bytes"] == 0
         assert sender.meter.snapshot()["bob"]["retries"] > 0
 
-    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=4096, timeout_in_ms=1500)
+    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=CAP, timeout_in_ms=1500)
 
 
 def test_get_many_returns_the_values_in_order_or_the_first_error():
@@ -191,8 +229,9 @@ async def until(condition, timeout=5.0):
 
 
 def test_a_value_the_program_waits_for_gets_past_values_that_came_early():
+    early = np.ones(10_000, dtype=np.uint8)
+
     async def test(sender, receiver, address):
-        early = np.ones(3000, dtype=np.uint8)
         await sender.send("bob", "1:0", "f@alice#1", ready(early))  # arrived before it is asked for
         # The program waits for 2:0 first: it gets in beyond the cap, one such value at a time.
         wait = asyncio.ensure_future(receiver.get("alice", "2:0", "f@alice#2"))
@@ -200,14 +239,14 @@ def test_a_value_the_program_waits_for_gets_past_values_that_came_early():
         await sender.send("bob", "2:0", "f@alice#2", ready(early * 2))
         assert (await wait)[0] == 2
         stats = receiver.stats()
-        assert stats["waiting_bytes"] <= 4096 and 6000 <= stats["waiting_peak"] <= 4096 + 3500
+        assert stats["waiting_bytes"] <= CAP and stats["waiting_peak"] == 2 * cost(early) > CAP
         # A value nobody waits for still finds no room.
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await unary_push(address, header(object_id="3:0", segments=(3000,)), b"x" * 3000)
+            await unary_push(address, header(object_id="3:0", segments=FLAT), b"x" * 3000)
         assert wire.is_no_room(refused.value.trailing_metadata())
         assert (await receiver.get("alice", "1:0", "f@alice#1"))[0] == 1
 
-    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=4096)
+    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=CAP)
 
 
 async def unary_push(address, head, payload):
@@ -219,30 +258,32 @@ async def unary_push(address, head, payload):
 
 def test_a_push_that_breaks_off_frees_what_it_held():
     async def test(sender, receiver, address):
-        assert await raw_push(address, [header(segments=(3000,)), b"x" * 1000]) \
+        assert await raw_push(address, [header(segments=FLAT), b"x" * 1000]) \
             == grpc.StatusCode.INVALID_ARGUMENT  # truncated
         assert receiver.counts()["buffered_bytes"] == 0
         await sender.send("bob", "1:0", "f@alice#1", ready(b"y" * 3000))
         assert await receiver.get("alice", "1:0", "f@alice#1") == b"y" * 3000
 
-    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=4096)
+    with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=CAP)
 
 
-@pytest.mark.parametrize("frames, code", [
-    ([], grpc.StatusCode.INVALID_ARGUMENT),
-    ([b"garbage"], grpc.StatusCode.INVALID_ARGUMENT),
-    ([header(job="other")], grpc.StatusCode.NOT_FOUND),
-    ([header(src="mallory")], grpc.StatusCode.PERMISSION_DENIED),
-    ([header(src="bob")], grpc.StatusCode.PERMISSION_DENIED),
-    ([header(dst="carol")], grpc.StatusCode.INVALID_ARGUMENT),
-    ([header(segments=(1 << 40,))], grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ([header(), b"ab"], grpc.StatusCode.INVALID_ARGUMENT),
-    ([header(), b"abcd"], grpc.StatusCode.INVALID_ARGUMENT),
-    ([header(), b"abc"], grpc.StatusCode.INVALID_ARGUMENT),  # not a pickle
+@pytest.mark.parametrize("frames, code, words", [
+    ([], grpc.StatusCode.INVALID_ARGUMENT, "empty push"),
+    ([b"garbage"], grpc.StatusCode.INVALID_ARGUMENT, "bad magic"),
+    ([header(job="other")], grpc.StatusCode.NOT_FOUND, "unknown job"),
+    ([header(src="mallory")], grpc.StatusCode.PERMISSION_DENIED, "unknown source party"),
+    ([header(src="bob")], grpc.StatusCode.PERMISSION_DENIED, "unknown source party"),
+    ([header(dst="carol")], grpc.StatusCode.INVALID_ARGUMENT, "addressed to another party"),
+    # over messages_max_size_in_bytes (1 MiB) but well within max_buffered_bytes (32 GiB)
+    ([header(segments=(1 << 24,))], grpc.StatusCode.RESOURCE_EXHAUSTED, "messages_max_size_in_bytes=1048576"),
+    ([header(), b"ab"], grpc.StatusCode.INVALID_ARGUMENT, "truncated payload: 2 of 3"),
+    ([header(), b"abcd"], grpc.StatusCode.INVALID_ARGUMENT, "payload longer than the declared 3"),
+    ([header(), b"abc"], grpc.StatusCode.INVALID_ARGUMENT, "value refused: malformed value"),  # not fed's records
 ])
-def test_bad_pushes_are_refused_and_the_receiver_keeps_serving(frames, code):
+def test_bad_pushes_are_refused_and_the_receiver_keeps_serving(frames, code, words):
     async def test(sender, receiver, address):
-        assert await raw_push(address, frames) == code
+        refusal = await raw_push(address, frames)
+        assert refusal == code and words in refusal[1], refusal
         await sender.send("bob", "2:0", "g@alice#2", ready("still fine"))
         assert await receiver.get("alice", "2:0", "g@alice#2") == "still fine"
 
@@ -271,10 +312,19 @@ def test_a_failed_task_is_pushed_as_an_error():
 
 def test_a_refused_class_fails_both_sides():
     async def test(sender, receiver, _):
-        with pytest.raises(FedSendError, match="not on the allow-list"):
+        # bob waits for the value: his wait ends with the reason, naming the class (his own log
+        # and error; alice gets only fed's fixed words).
+        waiting = asyncio.ensure_future(receiver.get("alice", "1:0", "f@alice#1"))
+        with pytest.raises(FedSendError, match="class this party does not accept") as info:
             await sender.send("bob", "1:0", "f@alice#1", ready(Point(1)))
-        with pytest.raises(FedError, match="Point"):
-            await receiver.get("alice", "1:0", "f@alice#1")
+        assert "Point" not in str(info.value)
+        with pytest.raises(FedError, match="test_receiver.Point is not on its serializing_allowed_list"):
+            await waiting
+        # bob asks only later: the refused value left nothing at bob, and alice's notice says why.
+        with pytest.raises(FedSendError):
+            await sender.send("bob", "2:0", "f@alice#2", ready(Point(2)))
+        with pytest.raises(FedRemoteError, match="FedSendError raised at party 'alice': could not push 2:0"):
+            await receiver.get("alice", "2:0", "f@alice#2")
 
     with_bob(test)
 
@@ -329,7 +379,7 @@ def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
             yield chunk
 
     monkeypatch.setattr(receiver_module, "_assemble",
-                        lambda requests, total, context: assemble(slowly(requests), total, context))
+                        lambda requests, total, context, patience: assemble(slowly(requests), total, context, patience))
 
     async def test(sender, receiver, _):
         value = np.arange(3 * 2**20, dtype=np.uint8)
@@ -344,7 +394,7 @@ def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
 def test_a_stalled_transfer_fails_after_timeout_in_ms(monkeypatch):
     from fed._transport import receiver as receiver_module
 
-    async def stuck(requests, total, context):
+    async def stuck(requests, total, context, patience):
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(receiver_module, "_assemble", stuck)
@@ -362,35 +412,39 @@ def test_a_stalled_transfer_fails_after_timeout_in_ms(monkeypatch):
 
 
 async def raw_push_whole(address, message):
-    """A hand-made one-message push; returns the answer or the gRPC status code."""
+    """A hand-made one-message push; returns the answer or the receiver's ``Refusal``."""
     async with grpc.aio.insecure_channel(address) as channel:
         try:
             return await channel.unary_unary(wire.PUSH_WHOLE_METHOD)(message, timeout=5)
         except grpc.aio.AioRpcError as exc:
-            return exc.code()
+            return Refusal((exc.code(), exc.details()))
 
 
 def whole(head, payload=b"abc"):
     return len(head).to_bytes(4, "little") + head + payload
 
 
-@pytest.mark.parametrize("message, code", [
-    (b"", grpc.StatusCode.INVALID_ARGUMENT),
-    (b"\xff\xff\xff\x00garbage", grpc.StatusCode.INVALID_ARGUMENT),
-    (whole(b"garbage"), grpc.StatusCode.INVALID_ARGUMENT),
-    (whole(header(job="other")), grpc.StatusCode.NOT_FOUND),
-    (whole(header(src="mallory")), grpc.StatusCode.PERMISSION_DENIED),
-    (whole(header(), b"ab"), grpc.StatusCode.INVALID_ARGUMENT),
-    (whole(header(), b"abc"), grpc.StatusCode.INVALID_ARGUMENT),  # not a pickle
+@pytest.mark.parametrize("message, code, words", [
+    (b"", grpc.StatusCode.INVALID_ARGUMENT, "shorter than its length field"),
+    (b"\xff\xff\xff\x00garbage", grpc.StatusCode.INVALID_ARGUMENT, "shorter than its header length"),
+    (whole(b"garbage"), grpc.StatusCode.INVALID_ARGUMENT, "bad magic"),
+    (whole(header(job="other")), grpc.StatusCode.NOT_FOUND, "unknown job"),
+    (whole(header(src="mallory")), grpc.StatusCode.PERMISSION_DENIED, "unknown source party"),
+    (whole(header(dst="carol")), grpc.StatusCode.INVALID_ARGUMENT, "addressed to another party"),
+    (whole(header(segments=(1 << 24,))), grpc.StatusCode.RESOURCE_EXHAUSTED, "messages_max_size_in_bytes"),
+    (whole(header(), b"ab"), grpc.StatusCode.INVALID_ARGUMENT, "payload of 2 bytes, the header declares 3"),
+    (whole(header(), b"abcd"), grpc.StatusCode.INVALID_ARGUMENT, "payload of 4 bytes, the header declares 3"),
+    (whole(header(), b"abc"), grpc.StatusCode.INVALID_ARGUMENT, "value refused: malformed value"),
 ])
-def test_bad_one_message_pushes_are_refused(message, code):
+def test_bad_one_message_pushes_are_refused(message, code, words):
     async def test(sender, receiver, address):
-        assert await raw_push_whole(address, message) == code
+        refusal = await raw_push_whole(address, message)
+        assert refusal == code and words in refusal[1], refusal
         await sender.send("bob", "2:0", "g@alice#2", ready("still fine"))
         assert await receiver.get("alice", "2:0", "g@alice#2") == "still fine"
         assert await raw_push_whole(address, whole(header(object_id="2:0", fingerprint="g@alice#2"))) == b"duplicate"
 
-    with_bob(test)
+    with_bob(test, messages_max_size_in_bytes=1 << 20)
 
 
 def tls_configs(tmp_path, parties=("alice", "bob", "carol")):
@@ -410,7 +464,9 @@ def test_a_push_is_taken_only_from_the_party_its_certificate_names(tmp_path):
 
     async def main():
         async with serving(cfg["bob"], cfg["alice"], impostor) as (receiver, (honest, fake)):
-            with pytest.raises(FedSendError, match="PERMISSION_DENIED"):
+            fake._checker = None  # an impostor runs its own code: it skips the check of bob's proof
+            with pytest.raises(FedSendError, match="PERMISSION_DENIED: the client certificate does not name "
+                                                   "the claimed source party 'alice'"):
                 await fake.send("bob", "1:0", "f@alice#1", ready("forged"))
             await honest.send("bob", "1:0", "f@alice#1", ready("real"))
             assert await receiver.get("alice", "1:0", "f@alice#1") == "real"
@@ -436,8 +492,8 @@ def test_a_sender_talks_only_to_a_server_whose_certificate_names_the_destination
 async def say_bye(address, src="alice", kind="finished", job="j", error_type="", cause=None):
     async with grpc.aio.insecure_channel(address) as channel:
         try:
-            return await channel.unary_unary(wire.BYE_METHOD)(wire.encode_bye(job, src, kind, error_type, cause),
-                                                              timeout=5)
+            return await channel.stream_unary(wire.BYE_METHOD)(
+                iter([wire.encode_bye(job, src, kind, error_type, cause)]), timeout=5)
         except grpc.aio.AioRpcError as exc:
             return exc.code()
 

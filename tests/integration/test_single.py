@@ -50,7 +50,7 @@ def test_placement_allow_list_and_size_limit_hold_as_across_parties():
     for check in ("placement", "refused", "size", "no listening", "allowed"):
         assert f"CHECK {check} OK" in out, out
     refused = re.search(r"CHECK refused OK: (.*)", out).group(1)
-    assert "refused to unpickle perimeter_types.Weights" in refused, refused
+    assert "perimeter_types.Weights is not on its serializing_allowed_list" in refused, refused
 
 
 def test_the_parties_given_to_fed_run_must_be_the_scripts():

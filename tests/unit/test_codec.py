@@ -1,16 +1,155 @@
-"""Encoding values into segments and decoding them with the allow-list."""
+"""fed's codec: every type it carries comes back as it was; others are refused with what to do."""
 
 from __future__ import annotations
 
 import collections
+import datetime
+import decimal
+import fractions
+import math
 import os
-import pickle
+import uuid
 
 import numpy as np
 import pytest
 
-from fed._serialization import codec
-from fed._serialization.allowlist import DEFAULT_ALLOWED, RefusedValueError, merge_allowed
+from fed._config import parse_comm
+from fed._exceptions import FedRemoteError
+from fed._serialization import codec, records, registry
+from fed._serialization.errors import DecodeError, EncodeError
+from fed._serialization.policy import Policy, make_policy
+from fed._serialization.restricted import compile_allowed
+
+TZ = datetime.timezone(datetime.timedelta(hours=-3, minutes=-30), "Newfoundland-ish")
+VALUES = {
+    "none": None, "true": True, "false": False, "zero": 0, "int": -12345, "int64_max": 2**63 - 1,
+    "uint64_max": 2**64 - 1, "int64_min": -2**63, "big_int": 3**200, "big_negative": -(2**64),
+    "float": 1.5, "inf": float("inf"), "negative_zero": -0.0, "complex": 3 - 4j,
+    "str": "héllo \U0001f600", "empty_str": "", "surrogate_str": "a\ud800b", "long_str": "ab" * 40_000,
+    "bytes": b"\x00\xff", "long_bytes": bytes(range(256)) * 1000, "bytearray": bytearray(b"xyz"),
+    "long_bytearray": bytearray(300_000), "list": [1, "a", [2.0, None]], "empty_list": [], "tuple": (1, (2, 3)),
+    "empty_tuple": (), "dict_str_keys": {"a": 1, "b": {"c": [1]}}, "dict_bytes_keys": {b"k": 1},
+    "dict_other_keys": {1: "a", (1, 2): "b", None: 3, 2.5: 4, frozenset({1}): 5},
+    "set": {1, "a", (2, 3)}, "empty_set": set(), "frozenset": frozenset({1.5, "x"}),
+    "ordered_dict": collections.OrderedDict([("b", 1), ("a", 2)]), "counter": collections.Counter("mississippi"),
+    "deque": collections.deque([1, 2, 3]), "bounded_deque": collections.deque([1, 2], maxlen=5),
+    "decimal": decimal.Decimal("-1.2500"), "decimal_nan": decimal.Decimal("sNaN"),
+    "decimal_inf": decimal.Decimal("-Inf"),
+    "fraction": fractions.Fraction(-7, 3), "datetime": datetime.datetime(2026, 12, 1, 9, 8, 7, 654321),
+    "datetime_utc": datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc),
+    "datetime_tz_fold": datetime.datetime(2026, 1, 2, 1, 30, tzinfo=TZ, fold=1), "date": datetime.date(1999, 12, 31),
+    "time": datetime.time(23, 59, 59, 1, tzinfo=TZ),
+    "timedelta": datetime.timedelta(days=-2, seconds=3, microseconds=4),
+    "timezone": TZ, "utc": datetime.timezone.utc, "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "range": range(-5, 100, 7), "slice": slice(None, 10, -1), "ellipsis": Ellipsis,
+    "remote_error": FedRemoteError("alice", "ValueError", "boom"),
+    "nested": {"layers": [(np.float32(1.0), {"w": [1, 2]}), collections.deque([decimal.Decimal(1)])]},
+}
+ARRAYS = {
+    "float64": np.arange(12, dtype=np.float64).reshape(3, 4),
+    "float32_fortran": np.asfortranarray(np.ones((5, 7), np.float32)),
+    "int8": np.array([-1, 2], np.int8), "uint64": np.array([2**64 - 1], np.uint64), "bool": np.array([True, False]),
+    "complex128": np.array([1 + 2j]), "float16": np.array([1.5], np.float16), "big_endian": np.arange(5, dtype=">i4"),
+    "datetime64": np.array(["2026-12-01", "NaT"], "datetime64[D]"), "timedelta64": np.array([5], "timedelta64[ms]"),
+    "unicode": np.array(["ab", "\U0001f600"]), "bytes": np.array([b"x", b"yz"]), "zero_d": np.array(3.5),
+    "empty": np.zeros((0, 3)), "strided": np.arange(100.0).reshape(10, 10)[::2, 1::3],
+    "large": np.arange(2**17, dtype=np.float64),
+}
+SCALARS = [np.float64(1.5), np.float32(-2), np.int64(7), np.uint8(255), np.bool_(True), np.complex64(1j),
+           np.datetime64("2026-12-01T10:00"), np.timedelta64(3, "s"), np.str_("hé"), np.bytes_(b"ab")]
+
+
+DEFAULT = Policy()
+
+
+def round_trip(value, policy=DEFAULT):
+    encoded = codec.encode(value, policy.types)
+    return codec.decode(encoded.segments, policy, encoded.copied)
+
+
+def same(a, b) -> bool:
+    """Equal and of the same type, all the way down (NaN equals NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple, collections.deque)):
+        return (len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+                and getattr(a, "maxlen", 0) == getattr(b, "maxlen", 0))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, decimal.Decimal) and a.is_nan():
+        return b.is_nan() and a.is_snan() == b.is_snan()
+    if isinstance(a, FedRemoteError):
+        return (a.src_party, a.error_type, a.cause) == (b.src_party, b.error_type, b.cause)
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return a == b and (not isinstance(a, datetime.datetime) or a.fold == b.fold)
+
+
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_every_carried_type_comes_back_as_it_was(name):
+    value = VALUES[name]
+
+    got = round_trip(value)
+
+    assert same(got, value), (got, value)
+
+
+@pytest.mark.parametrize("name", sorted(ARRAYS))
+def test_arrays_come_back_with_their_dtype_shape_order_and_values(name):
+    array = ARRAYS[name]
+
+    got = round_trip(array)
+
+    assert type(got) is np.ndarray and got.dtype == array.dtype and got.shape == array.shape
+    np.testing.assert_array_equal(got, array)
+    assert got.flags.writeable
+    if array.flags.f_contiguous and not array.flags.c_contiguous:
+        assert got.flags.f_contiguous
+
+
+@pytest.mark.parametrize("scalar", SCALARS, ids=lambda s: type(s).__name__)
+def test_numpy_scalars_come_back_as_numpy_scalars(scalar):
+    got = round_trip(scalar)
+
+    assert type(got) is type(scalar) and got.dtype == scalar.dtype and got == scalar
+
+
+def test_large_arrays_travel_out_of_band_and_are_rebuilt_over_the_segment_without_a_copy():
+    array = np.arange(1_000_000, dtype=np.float64)
+
+    segments, _ = codec.encode({"w": array, "small": np.ones(3)})
+    got = codec.decode(segments, Policy())
+
+    assert len(segments) == 2 and segments[1].nbytes == array.nbytes
+    assert np.shares_memory(got["w"], np.frombuffer(segments[1], np.uint8))
+    assert segments[0].nbytes < 1000  # the in-band part is only a description
+
+
+def test_a_value_too_large_for_one_record_is_split_into_records_of_bounded_size():
+    value = {"rows": [[i, f"r{i}", float(i)] for i in range(60_000)], "x": list(range(300_000))}
+
+    segments, _ = codec.encode(value)
+
+    data, pos, sizes = segments[0], 0, []
+    while pos < len(data):
+        size = int.from_bytes(data[pos + 1:pos + 5], "little")
+        sizes.append(size)
+        pos += records.HEAD + size
+    assert len(sizes) > 5 and max(sizes) <= records.DOC_MAX
+    assert codec.decode(segments, Policy()) == value
+
+
+def test_shared_references_arrive_as_copies_and_a_value_holding_itself_is_refused():
+    inner = [1, 2]
+    got = round_trip([inner, inner])
+    assert got == [[1, 2], [1, 2]] and got[0] is not got[1]
+
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(EncodeError, match="nests more than 100 levels"):
+        codec.encode(loop)
 
 
 class Point:
@@ -18,46 +157,123 @@ class Point:
         self.x = x
 
 
+class Vector:
+    def __init__(self, xs):
+        self.xs = xs
+
+
 class Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
 
 
-def round_trip(value, allowed=DEFAULT_ALLOWED):
-    return codec.decode(codec.encode(value), allowed)
+def test_an_object_of_another_class_is_refused_unless_the_receiver_lists_it():
+    segments, _ = codec.encode(Point(1))
+
+    with pytest.raises(DecodeError, match="class this party does not accept") as info:
+        codec.decode(segments, Policy())
+    assert "Point" not in str(info.value)  # the peer's data is not echoed in the public text
+
+    listed = make_policy(registry.NONE, {__name__: ["Point"]}, unsafe=False)
+    assert round_trip(Point(7), listed).x == 7
 
 
-def test_plain_data_round_trips():
-    value = {"a": [1, 2.5, "s", b"b", None, True], "t": (1, {2, 3}), "c": 3j,
-             "o": collections.OrderedDict(k=1), "f": frozenset({1})}
+def test_a_listed_class_holds_arrays_that_still_cross_through_the_array_path():
+    listed = make_policy(registry.NONE, {__name__: ["Point"]}, unsafe=False)
 
-    assert round_trip(value) == value
+    got = round_trip(Point({"w": np.arange(5.0), "s": np.float32(2), "t": datetime.date(2026, 1, 1)}), listed)
 
-
-def test_numpy_arrays_travel_out_of_band_and_are_rebuilt_over_the_segment():
-    array = np.arange(1000, dtype=np.float64).reshape(10, 100)
-
-    segments = codec.encode({"w": array, "s": np.float32(2.5)})
-    value = codec.decode(segments, DEFAULT_ALLOWED)
-
-    assert len(segments) == 2 and segments[1].nbytes == array.nbytes
-    np.testing.assert_array_equal(value["w"], array)
-    assert value["s"] == np.float32(2.5) and value["w"].dtype == np.float64
+    np.testing.assert_array_equal(got.x["w"], np.arange(5.0))
+    assert type(got.x["s"]) is np.float32 and got.x["t"] == datetime.date(2026, 1, 1)
 
 
-def test_unknown_class_is_refused_with_instructions():
-    with pytest.raises(RefusedValueError, match="serializing_allowed_list") as info:
-        round_trip(Point(1))
+def test_a_star_lists_the_classes_defined_in_a_module_and_nothing_it_imports():
+    star = make_policy(registry.NONE, {__name__: ["*"]}, unsafe=False)
+    assert round_trip(Point(1), star).x == 1
 
-    assert (info.value.module, info.value.name) == (__name__, "Point")
-
-
-def test_allow_listed_class_crosses():
-    allowed = merge_allowed({__name__: ["Point"]})
-
-    assert round_trip(Point(7), allowed).x == 7
+    segments, _ = codec.encode(Evil())  # os.system, reached by name from this module's globals
+    with pytest.raises(DecodeError):
+        codec.decode(segments, star)
+    with pytest.raises(DecodeError):
+        codec.decode(segments, make_policy(registry.NONE, {"os": ["system"], "posix": ["system"]}, unsafe=False))
 
 
-def test_code_execution_is_refused():
-    with pytest.raises(RefusedValueError, match="posix.system|os.system|nt.system"):
-        codec.decode([memoryview(pickle.dumps(Evil(), protocol=5))], DEFAULT_ALLOWED)
+def test_dotted_names_in_the_allow_list_are_refused_when_the_party_starts():
+    with pytest.raises(ValueError, match="exact names only"):
+        parse_comm({"serializing_allowed_list": {"builtins": ["__import__.os"]}})
+
+
+def test_numpy_and_builtins_entries_of_a_rayfed_allow_list_are_ignored_and_reported():
+    allowed, ignored = compile_allowed({"numpy.core.numeric": ["*"], "numpy": ["dtype"], "builtins": ["eval"],
+                                        __name__: ["Point"]})
+
+    assert [entry.split(" ")[0] for entry in ignored] == ["numpy.core.numeric", "numpy", "builtins"]
+    assert not allowed.permits("builtins", "eval") and not allowed.permits("numpy", "dtype")
+    assert allowed.permits(__name__, "Point") and allowed.permits("datetime", "date")
+
+
+def test_unsafe_mode_unpickles_anything():
+    unsafe = make_policy(registry.NONE, None, unsafe=True)
+
+    assert round_trip(Point(3), unsafe).x == 3
+
+
+def test_registered_types_cross_as_their_wire_parts():
+    registry.unregister_all()
+    try:
+        registry.register_type(Vector, to_wire=lambda v: {"xs": v.xs}, from_wire=lambda p: Vector(p["xs"]))
+        policy = Policy(types=registry.snapshot())
+
+        got = round_trip({"v": Vector(np.arange(3.0)), "list": [Vector([1, 2])]}, policy)
+
+        assert type(got["v"]) is Vector and list(got["v"].xs) == [0.0, 1.0, 2.0]
+        assert got["list"][0].xs == [1, 2]
+        with pytest.raises(DecodeError, match="registered type that this party has not registered"):
+            codec.decode(codec.encode(Vector([1]), policy.types).segments, Policy())
+    finally:
+        registry.unregister_all()
+
+
+def test_a_registered_name_is_bound_to_one_class():
+    registry.unregister_all()
+    try:
+        registry.register_type(Vector, to_wire=list, from_wire=Vector, name="v")
+        with pytest.raises(ValueError, match="already registered for another class"):
+            registry.register_type(Point, to_wire=list, from_wire=Point, name="v")
+        with pytest.raises(ValueError, match="invalid registered type name"):
+            registry.register_type(Point, to_wire=list, from_wire=Point, name="a b")
+    finally:
+        registry.unregister_all()
+
+
+def test_registering_while_fed_runs_is_an_error_that_says_when_to_register():
+    registry.freeze("alice")
+    try:
+        with pytest.raises(RuntimeError, match="before fed.init"):
+            registry.register_type(Vector, to_wire=list, from_wire=Vector)
+    finally:
+        registry.thaw()
+
+
+@pytest.mark.parametrize("value, match", [
+    (np.array([object()]), "dtype object"),
+    (np.zeros(2, dtype=[("a", "i4")]), "structured"),
+    (np.ma.masked_array([1, 2]), "subclass"),
+    (datetime.datetime(2026, 1, 1, tzinfo=datetime.tzinfo()), "time zones"),
+    (lambda: 1, "cannot be pickled"),
+    (2 ** 70000, "bits"),
+], ids=["object_array", "structured", "masked", "tzinfo", "lambda", "huge_int"])
+def test_what_fed_cannot_carry_is_an_encode_error_that_says_what_to_do(value, match):
+    with pytest.raises(EncodeError, match=match):
+        codec.encode(value)
+
+
+def test_long_bytes_and_str_are_declared_copied_and_may_only_be_read_as_such():
+    encoded = codec.encode({"b": b"x" * 100_000, "s": "y" * 100_000, "a": np.ones(100_000)})
+
+    assert encoded.copied == (1, 2)
+    with pytest.raises(DecodeError, match="other than its header declared"):
+        codec.decode(encoded.segments, Policy(), copied=(1,))  # the str segment, undeclared
+    with pytest.raises(DecodeError, match="other than its header declared"):
+        codec.decode(encoded.segments, Policy(), copied=(1, 2, 3))  # the array's segment declared copied
+    assert codec.holding_bound([s.nbytes for s in encoded.segments], encoded.copied) > 4 * 100_000

@@ -1,13 +1,15 @@
-"""The wire format: header round trip and validation, payload chunking and reassembly."""
+"""The wire format: header round trip and validation, control messages, payload chunking and reassembly."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from fed._transport import wire
 
 HEADER = wire.Header(job="j", src="alice", dst="bob", object_id="3:0", fingerprint="f@alice#3",
-                     codec="pickle5", segments=(10, 0, 100))
+                     codec="fed", segments=(10, 0, 100))
 
 
 def test_header_round_trip_and_layout():
@@ -19,20 +21,90 @@ def test_header_round_trip_and_layout():
     assert HEADER.total_size == 164
 
 
+def header_with(**fields) -> bytes:
+    body = {"job": "j", "src": "alice", "dst": "bob", "object_id": "3:0", "fingerprint": "f@alice#3",
+            "codec": "fed", "segments": [10], **fields}
+    return wire.MAGIC + bytes([wire.VERSION]) + json.dumps(body).encode()
+
+
+V = bytes([wire.VERSION])
+
+
 @pytest.mark.parametrize("frame, words", [
-    (b"XXXX\x01{}", "magic"),
-    (wire.MAGIC + b"\x02{}", "version"),
-    (wire.MAGIC + b"\x01{not json", "JSON"),
-    (wire.MAGIC + b"\x01[]", "object"),
-    (wire.encode_header(HEADER).replace(b'"codec":"pickle5"', b'"codec":"exec"'), "codec"),
-    (wire.encode_header(HEADER).replace(b"[10,0,100]", b"[-1]"), "segments"),
-    (wire.encode_header(HEADER).replace(b"[10,0,100]", b"[]"), "segments"),
-    (wire.encode_header(HEADER).replace(b'"job":"j"', b'"job":1'), "job"),
-    (wire.encode_header(HEADER)[:-1] + b',"extra":1}', "extra"),
+    (b"XXXX" + V + b"{}", "magic"),
+    (wire.MAGIC + b"\x01{}", "version"),
+    (wire.MAGIC + V + b"{not json", "malformed header"),
+    (wire.MAGIC + V + b"[]", "not a JSON object"),
+    (wire.MAGIC + V + b"\xff\xfe", "malformed header"),
+    (wire.MAGIC + V + b"[" * 100_000 + b"]" * 100_000, "malformed header"),  # nesting past the recursion limit
+    (header_with(codec="exec"), "codec"),
+    (header_with(codec="pickle5"), "codec"),
+    (header_with(segments=[-1]), "segments"),
+    (header_with(segments=[]), "segments"),
+    (header_with(segments=[1.5]), "segments"),
+    (header_with(segments=[True]), "segments"),
+    (header_with(segments=[2**62]), "segments"),
+    (header_with(segments=[0] * (wire.MAX_SEGMENTS + 1)), "segments"),
+    (header_with(segments=[]).replace(b"[]", b"[" + b"9" * 5000 + b"]"), "malformed header"),  # a 5000-digit int
+    (header_with(segments=[]).replace(b"[]", b"[NaN]"), "malformed header"),
+    (header_with(job=1), "job"),
+    (header_with(job="a\nb"), "job"),
+    (header_with(src="ALICE\n[fake] log line"), "src"),
+    (header_with(dst="b" * 200), "dst"),
+    (header_with(object_id="x" * 257), "object_id"),
+    (header_with(object_id="1:0\n"), "object_id"),
+    (header_with(fingerprint=""), "fingerprint"),
+    (header_with(extra=1), "unknown header fields"),
+    (wire.MAGIC + V + b" " * wire.MAX_HEADER_BYTES, "over"),
 ])
-def test_malformed_headers_are_wire_errors(frame, words):
-    with pytest.raises(wire.WireError, match=words):
+def test_malformed_headers_are_wire_errors_that_do_not_echo_the_frame(frame, words):
+    with pytest.raises(wire.WireError, match=words) as info:
         wire.decode_header(frame)
+    assert len(str(info.value)) < 200 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("frame", [
+    b'"just a string"', b"[1, 2]", b"null", b'{"party": "alice"', b"{" * 50_000,
+    b'{"party": "alice", "type": "E", "cause": null, "more": 1}', b'{"party": 7, "type": "E", "cause": null}',
+    b'{"party": "alice", "type": "E\\nforged", "cause": null}', b'{"party": "alice", "type": "", "cause": null}',
+    b'{"party": "alice", "type": "E", "cause": 5}',
+    b'{"party": "alice", "type": "E", "cause": ' + b"1" * 4400 + b"}",
+])
+def test_an_error_frame_that_is_not_the_expected_object_is_a_wire_error(frame):
+    with pytest.raises(wire.WireError, match="error frame"):
+        wire.decode_error(frame)
+
+
+def test_error_frames_round_trip_and_a_long_cause_is_cut():
+    assert wire.decode_error(wire.encode_error("alice", "KeyError", "k")) == ("alice", "KeyError", "k")
+
+    _, _, cause = wire.decode_error(wire.encode_error("alice", "E", "x" * (wire.MAX_ERROR_CAUSE + 10)))
+    assert len(cause) < wire.MAX_ERROR_CAUSE + 100 and cause.endswith("10 more characters not sent)")
+
+
+@pytest.mark.parametrize("decode, frame", [
+    (wire.decode_ping, b'{"job": "j", "src": "alice", "calls": "many"}'),
+    (wire.decode_ping, b'{"job": "j", "src": "alice", "calls": -1}'),
+    (wire.decode_ping, b'{"job": "j", "src": "alice", "calls": ' + b"9" * 30 + b"}"),
+    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "calls": [1]}'),
+    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "calls": 1, "digest": 5}'),
+    (wire.decode_ping_answer, b"[" * 10_000),
+    (wire.decode_calls_request, b'{"job": "j", "src": "alice", "upto": "1"}'),
+    (wire.decode_bye, b'{"job": "j", "src": "alice", "kind": "vanished"}'),
+    (wire.decode_bye, b'{"job": "j", "src": "alice", "kind": "aborted", "error_type": "E\\n"}'),
+    (wire.decode_bye, b'{"job": "j", "src": "alice", "kind": "aborted", "cause": 3}'),
+])
+def test_malformed_control_messages_are_wire_errors(decode, frame):
+    with pytest.raises(wire.WireError):
+        decode(frame)
+
+
+def test_control_messages_round_trip():
+    assert wire.decode_ping(wire.encode_ping("j", "alice", 3)) == ("j", "alice", 3)
+    assert wire.decode_ping_answer(wire.encode_ping_answer("bob", "j", 5, "123")) == ("bob", "j", 5, "123")
+    assert wire.decode_ping_answer(wire.encode_ping_answer("bob", "j")) == ("bob", "j", 0, None)
+    assert wire.decode_calls_request(wire.encode_calls_request("j", "alice", upto=4)) == ("j", "alice", 4, None)
+    assert wire.decode_bye(wire.encode_bye("j", "alice", "aborted", "E", "c")) == ("j", "alice", "aborted", "E", "c")
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 65, 1000])
