@@ -159,5 +159,5 @@ def combine(job: str, party: str, peers: list[str], sent: dict[str, Any], receiv
                  refused=received.get("refused", 0))
     return {"job": job, "party": party, "peers": rows, "total": total,
             "waiting": {"values": received.get("waiting_values", 0), "bytes": received.get("waiting_bytes", 0),
-                        "peak_bytes": received.get("waiting_peak", 0)},
+                        "peak_bytes": received.get("waiting_peak", 0), "awaited": received.get("awaited", 0)},
             "nodes": {"sender": sent.get("node"), "receiver": received.get("node")}}

@@ -153,10 +153,11 @@ class Receiver:
 
     def stats(self) -> dict[str, Any]:
         """What this receiver took, per peer; what it refused; what it holds that was not consumed
-        yet (values received or being received, and their payload bytes)."""
+        yet (values received or being received, and what they cost); how many values the program
+        waits for that have not arrived."""
         return {"peers": self._meter.snapshot(), "refused": self._refused,
                 "waiting_values": self._box.held_values, "waiting_bytes": self._box.held_bytes,
-                "waiting_peak": self._box.peak_bytes,
+                "waiting_peak": self._box.peak_bytes, "awaited": len(self._box.waiting),
                 "node": node_id()}
 
     async def _refuse(self, refused: Refused, context: grpc.aio.ServicerContext) -> None:

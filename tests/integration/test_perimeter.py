@@ -66,3 +66,27 @@ def test_an_impostor_with_a_valid_certificate_of_another_party_is_refused_both_w
     for name in ("alice", "bob"):
         assert f"{name} RESULT 42" in parties[name].output
     assert "alice SENT [('bob', 'sent')]" in parties["alice"].output
+
+
+def test_a_party_with_its_own_valid_certificate_pushing_hostile_values_is_refused_and_its_peer_goes_on(tmp_path):
+    certs, marks, canary = tmp_path / "certs", tmp_path / "marks", tmp_path / "canary"
+    marks.mkdir()
+    subprocess.run([sys.executable, "-m", "fed", "certs", "--parties", "alice,bob", "--out", str(certs)], check=True)
+
+    parties = run_script("hostile_peer.py", addresses("alice", "bob"), str(certs), str(marks), str(canary))
+
+    assert_ok(parties)
+    alice, bob = parties["alice"].output, parties["bob"].output
+    # bob's program got a clear refusal for each hostile value, naming what was wrong, and went on.
+    refused = [line for line in bob.splitlines() if line.startswith("bob REFUSED")]
+    assert len(refused) == 3, bob
+    assert "posix.system is not on its serializing_allowed_list" in refused[0], refused
+    assert "dtype that fed does not accept" in refused[1] and "malformed value" in refused[2], refused
+    assert "bob HONEST AFTER 10" in bob and "alice HONEST AFTER 10" in alice
+    assert "bob CANARY UNTOUCHED" in bob
+    # alice was answered in fed's own words: nothing of what she sent came back.
+    answers = [line for line in alice.splitlines() if line.startswith("alice HOSTILE ANSWER")]
+    assert len(answers) == 3 and all("INVALID_ARGUMENT" in a for a in answers), answers
+    assert not any("posix" in a or "AAAA" in a for a in answers), answers
+    refusals, duplicates = map(int, bob.split("bob STATS ", 1)[1].split()[:2])
+    assert refusals >= 3 and duplicates >= 3  # alice's own later pushes of those ids were dropped

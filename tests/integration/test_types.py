@@ -16,7 +16,7 @@ def bad_names(output: str, party: str) -> list[str]:
 
 
 def test_every_type_crosses_between_real_parties_unchanged():
-    parties = run_script("types.py", addresses("alice", "bob"))
+    parties = run_script("carried_types.py", addresses("alice", "bob"))
 
     assert_ok(parties)
     for name in ("alice", "bob"):
@@ -24,7 +24,7 @@ def test_every_type_crosses_between_real_parties_unchanged():
 
 
 def test_every_type_crosses_unchanged_in_single_controller_mode():
-    code, out = run_fed("run", "--single", "--parties", "alice,bob", str(SCRIPTS / "types.py"),
+    code, out = run_fed("run", "--single", "--parties", "alice,bob", str(SCRIPTS / "carried_types.py"),
                         json.dumps(addresses("alice", "bob")))
 
     assert code == 0, out[-3000:]

@@ -31,14 +31,14 @@ def test_stats_combine_both_sides_for_every_peer_and_total_them():
     received.add("carol", values=5, bytes=50, duplicates=1)
     stats = combine("job", "alice", ["bob", "carol"], {"peers": sent.snapshot(), "node": "n1"},
                     {"peers": received.snapshot(), "refused": 3, "waiting_values": 4, "waiting_bytes": 40,
-                     "waiting_peak": 80, "node": "n2"})
+                     "waiting_peak": 80, "awaited": 2, "node": "n2"})
     assert stats["peers"]["bob"]["sent_values"] == 2 and stats["peers"]["bob"]["received_values"] == 0
     assert stats["peers"]["carol"]["received_values"] == 5 and stats["peers"]["carol"]["duplicates"] == 1
     total = stats["total"]
     assert (total["sent_values"], total["received_values"], total["refused"]) == (2, 5, 3)
     assert total["push_seconds_mean"] == pytest.approx(1.5) and total["push_seconds_max"] == 2.0
     assert total["sent_mb_per_s"] == pytest.approx(1.0)
-    assert stats["waiting"] == {"values": 4, "bytes": 40, "peak_bytes": 80}
+    assert stats["waiting"] == {"values": 4, "bytes": 40, "peak_bytes": 80, "awaited": 2}
     assert stats["nodes"] == {"sender": "n1", "receiver": "n2"}
 
 

@@ -1,11 +1,12 @@
 """Every type fed's codec carries crosses between parties unchanged, as ``fed.get`` returns it.
 
-    types.py PARTY ADDRESSES_JSON
+    carried_types.py PARTY ADDRESSES_JSON
 
 alice makes one value of each type (tests/unit/codec_values.py); bob's task checks what it
-received (as Ray would hand it over: a top-level bytearray is bytes, Ray's own rule), and ``fed.get`` of each value is checked where it crossed: at bob across real parties,
-and in single-controller mode (``fed run --single``), where ``fed.get`` returns a value as another
-party would receive it. Prints ``PARTY TYPES N BAD [names]``.
+received (as Ray hands it over: a top-level bytearray is bytes, Ray's own rule), and ``fed.get``
+of each value is checked where it crossed: at bob across real parties, and in single-controller
+mode (``fed run --single``), where ``fed.get`` returns a value as another party would receive
+it. Prints ``PARTY TYPES N BAD [names]``.
 """
 
 from __future__ import annotations
