@@ -2,8 +2,9 @@
 
 The script runs once. Each party's tasks and actors run in one Ray cluster, placed with a custom
 resource named for the party (``fed_party_<name>``). A value that one party's call hands to
-another party goes through what a push does between real parties: the serializer, the size
-limit and the allow-list, in an actor (``Crossing``), once per value. So a script that works here
+another party goes through what a push does between real parties: fed's codec (with this
+party's registered types and allow-list), and the size limit, in an actor (``Crossing``), once
+per value. So a script that works here
 works across real parties, short of the network; nothing listens on the parties' addresses.
 """
 

@@ -1,1 +1,1 @@
-"""Serialization: turning values into wire segments and back, with an allow-list of constructors."""
+"""Serialization: fed's pickle-free codec for values between parties (see ``codec``)."""

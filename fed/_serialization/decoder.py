@@ -123,6 +123,7 @@ class Decoder:
             raise DecodeError("malformed value: a tag out of place")
         if len(self._used) != len(self._segments) - 1:
             raise DecodeError("malformed value: segments it does not use")
+        _check_depth(result)
         return result
 
 
@@ -136,6 +137,29 @@ def decode(segments: list[memoryview], policy: Policy, copied: tuple[int, ...] =
         raise DecodeError("malformed value: it nests too deeply") from None
     except Exception as exc:  # noqa: BLE001 - msgpack and the constructors raise many kinds on bad input
         raise DecodeError("malformed value", detail=type(exc).__name__) from None
+
+
+_NESTING = frozenset({list, tuple, dict, set, frozenset, collections.deque, collections.OrderedDict,
+                      collections.Counter})
+
+
+def _check_depth(value: Any) -> None:
+    """``DecodeError`` if containers nest ``MAX_DEPTH`` levels or more (as the encoder refuses to
+    send): deeper values would fail later, in Ray's pickling, far from here. Containers whose
+    items are all leaves are passed over at C speed."""
+    level = [value] if type(value) in _NESTING else []
+    for _ in range(MAX_DEPTH):  # one level of containers at a time: a list of references, no more
+        nested = []
+        for obj in level:
+            children = obj.values() if isinstance(obj, dict) else obj
+            if isinstance(obj, dict) and set(map(type, obj)) & _NESTING:
+                nested.extend(key for key in obj if type(key) in _NESTING)
+            if set(map(type, children)) & _NESTING:
+                nested.extend(child for child in children if type(child) in _NESTING)
+        if not nested:
+            return
+        level = nested
+    raise DecodeError(f"the value nests more than {MAX_DEPTH} levels deep")
 
 
 def _map(items: list) -> dict:

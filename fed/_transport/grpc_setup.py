@@ -23,6 +23,9 @@ def common_options(chunk_size: int) -> list[tuple[str, int | str]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        # A receiver's proof of identity (its certificate chain and a signature) travels as
+        # metadata; gRPC's default limit of 8 KiB would refuse a chain with RSA-4096 intermediates.
+        ("grpc.max_metadata_size", 64 * 1024),
     ]
 
 

@@ -343,7 +343,9 @@ class _Window:
         self.sent += n
 
     def ack(self, received: int) -> None:
-        self.acked = received
+        # The receiver's count, kept within what was sent and never going back: a receiver that
+        # acknowledged more than it got would open the window to the whole value.
+        self.acked = min(max(received, self.acked), self.sent)
         self.last_progress = time.monotonic()
         self._admitted.set()
         self._moved.set()
@@ -359,7 +361,7 @@ async def _follow(rpc: grpc.aio.StreamStreamCall, window: _Window, patience: flo
         if acked is None:
             return message
         window.ack(acked)
-        progress.update(acked)
+        progress.update(window.acked)
 
 
 def _describe(exc: Exception | None) -> str:

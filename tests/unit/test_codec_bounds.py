@@ -57,45 +57,39 @@ WORST = {
 }
 
 
+def decoding_peak(segments, copied=()) -> int:
+    """The most memory decoding ``segments`` allocated at once (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        codec.decode(segments, Policy(), copied)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("name", sorted(WORST))
 def test_what_a_payload_decodes_to_stays_within_the_bound_the_receiver_counts(name):
     segments = records_of(WORST[name])
     bound = codec.holding_bound([s.nbytes for s in segments])
 
-    tracemalloc.start()
-    try:
-        value = codec.decode(segments, Policy())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = decoding_peak(segments)
 
-    assert len(value) == N
+    assert len(codec.decode(segments, Policy())) == N
     assert peak <= bound, f"{name}: {peak / segments[0].nbytes:.1f} bytes per in-band byte"
 
 
 def test_long_str_and_bytes_out_of_band_stay_within_the_bound():
     encoded = codec.encode(["é" * 3_000_000, b"x" * 5_000_000, bytearray(2_000_000)])
-    bound = codec.holding_bound([s.nbytes for s in encoded.segments], encoded.copied)
 
-    tracemalloc.start()
-    try:
-        codec.decode(encoded.segments, Policy(), encoded.copied)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = decoding_peak(encoded.segments, encoded.copied)
 
-    assert peak <= bound
+    assert peak <= codec.holding_bound([s.nbytes for s in encoded.segments], encoded.copied)
 
 
 def test_arrays_out_of_band_cost_nothing_beyond_their_segment():
     encoded = codec.encode([np.ones(1_000_000) for _ in range(4)])
     sizes = [s.nbytes for s in encoded.segments]
 
-    tracemalloc.start()
-    try:
-        codec.decode(encoded.segments, Policy(), encoded.copied)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = decoding_peak(encoded.segments, encoded.copied)
 
     assert peak <= codec.holding_bound(sizes, encoded.copied) < sum(sizes) // 100

@@ -52,6 +52,16 @@ def big(n: int) -> list:
 
 
 COLLIDING = [big(5 + i * (2**61 - 1)) for i in range(100)]  # 100 distinct ints with one hash
+
+
+def nested_tuple(depth: int) -> list:
+    key: object = 1
+    for _ in range(depth):
+        key = [M[tags.TUPLE], key]
+    return key
+
+
+DEEP_KEY = nested_tuple(120)  # a dict key: a tuple in a tuple ... 120 deep
 CASES = {
     "unknown_ext": (one(msgpack.ExtType(99, b"")), "ext type"),
     "ext_with_data": (one(msgpack.ExtType(tags.TUPLE, SECRET.encode())), "ext type"),
@@ -83,6 +93,8 @@ CASES = {
     "truncated_record": ([memoryview(bytes([records.VALUE]) + (100).to_bytes(4, "little") + b"\xc0")], "bad size"),
     "truncated_head": ([memoryview(b"\x00\x01")], "truncated record"),
     "records_too_deep": (raw(*[(records.OPEN_LIST, b"")] * 101), "nests more than 100"),
+    "lists_too_deep": (raw((records.VALUE, b"\x91" * 150 + b"\xc0")), "nests more than 100 levels"),
+    "dict_key_too_deep": (one([M[tags.DICT], DEEP_KEY, "v"]), "nests more than 100 levels"),
     "map_with_int_keys_in_records": (raw((records.OPEN_MAP, b""), (records.VALUES, P([1, 2])), (records.CLOSE, b"")),
                                      "map with bad keys"),
     "nothing": ([memoryview(b"")], "ends early"),
@@ -273,3 +285,4 @@ def test_unsafe_mode_is_what_runs_code(canary):
 
 
 _ = io  # imported for its name only: a star must not reach modules a test module imports
+

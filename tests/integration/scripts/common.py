@@ -19,6 +19,26 @@ def cluster(addresses: dict[str, str]) -> dict[str, dict[str, str]]:
     return {p: {"address": a} for p, a in addresses.items()}
 
 
+def tls_files(certs: str, name: str) -> dict[str, str]:
+    """The tls_config of party ``name`` in a folder ``fed certs`` made."""
+    import os
+
+    return {"ca_cert": os.path.join(certs, "ca.crt"), "cert": os.path.join(certs, f"{name}.crt"),
+            "key": os.path.join(certs, f"{name}.key")}
+
+
+def wait_for(path: str, timeout: float = 120) -> None:
+    """Wait until ``path`` exists (another party's mark); exit if it does not come in ``timeout`` s."""
+    import os
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            sys.exit(f"gave up waiting for {path}")
+        time.sleep(0.05)
+
+
 def receiver_counts() -> dict[str, int]:
     """How many pushes this party's receiver took, and how many were duplicates."""
     import ray

@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
-import sys
 import time
 
 import grpc
 import msgpack
-from common import args, cluster
+from common import args, cluster, tls_files, wait_for
 
 import fed
 from fed._config import read_tls
@@ -46,19 +45,6 @@ def made_when(mark, x):
 @fed.remote
 def consume(x):
     return x * 2
-
-
-def tls(certs: str, name: str) -> dict[str, str]:
-    return {"ca_cert": os.path.join(certs, "ca.crt"), "cert": os.path.join(certs, f"{name}.crt"),
-            "key": os.path.join(certs, f"{name}.key")}
-
-
-def wait_for(path: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            sys.exit(f"gave up waiting for {path}")
-        time.sleep(0.05)
 
 
 def payloads(canary: str) -> list[bytes]:
@@ -103,8 +89,8 @@ async def raw_push(addrs, tls_files, object_id, fingerprint, payload: bytes) -> 
 
 def main() -> None:
     party, addrs, (certs, marks, canary) = args()
-    fed.init(address="local", cluster=cluster(addrs), party=party, job_name="hostile", tls_config=tls(certs, party),
-             config={"cross_silo_comm": {"timeout_in_ms": 20_000}})
+    fed.init(address="local", cluster=cluster(addrs), party=party, job_name="hostile",
+             tls_config=tls_files(certs, party), config={"cross_silo_comm": {"timeout_in_ms": 20_000}})
     assert fed.get(consume.party("bob").remote(make.party("alice").remote(1))) == 2
     print(f"{party} HONEST BEFORE 2", flush=True)
 
@@ -118,7 +104,7 @@ def main() -> None:
             open(os.path.join(marks, f"bob-waits-{round_}"), "w").close()
         else:
             wait_for(os.path.join(marks, f"bob-waits-{round_}"))
-            answer = asyncio.run(raw_push(addrs, tls(certs, "alice"), value.object_id, value.fingerprint,
+            answer = asyncio.run(raw_push(addrs, tls_files(certs, "alice"), value.object_id, value.fingerprint,
                                           payloads(canary)[round_]))
             print(f"alice HOSTILE ANSWER {answer}", flush=True)
             open(mark, "w").close()  # now alice's honest value may go

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-import time
 
-from common import args
+from common import args, tls_files, wait_for
 
 import fed
 
@@ -31,19 +29,6 @@ def double(x):
     return 2 * x
 
 
-def tls(certs: str, name: str) -> dict[str, str]:
-    return {"ca_cert": os.path.join(certs, "ca.crt"), "cert": os.path.join(certs, f"{name}.crt"),
-            "key": os.path.join(certs, f"{name}.key")}
-
-
-def wait_for(path: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            sys.exit(f"gave up waiting for {path}")
-        time.sleep(0.1)
-
-
 def impostor(addrs: dict[str, str], certs: str, marks: str) -> None:
     from fed._config import build_config
     from fed._exceptions import FedSendError
@@ -51,7 +36,7 @@ def impostor(addrs: dict[str, str], certs: str, marks: str) -> None:
     from fed._transport.sender import Sender
 
     # carol's certificate and key, but claiming to be bob (as sender) and listening where bob should.
-    as_bob = build_config(party="bob", addresses=addrs, tls_config=tls(certs, "carol"),
+    as_bob = build_config(party="bob", addresses=addrs, tls_config=tls_files(certs, "carol"),
                           config={"cross_silo_comm": {"timeout_in_ms": 60_000}})
 
     async def main() -> None:
@@ -84,7 +69,7 @@ def main() -> None:
     if name == "bob":
         wait_for(os.path.join(marks, "impostor-done"))
     fed.init(address="local", cluster={p: {"address": a} for p, a in addrs.items()}, party=name,
-             tls_config=tls(certs, name), config={"barrier_on_initializing": name == "bob",
+             tls_config=tls_files(certs, name), config={"barrier_on_initializing": name == "bob",
                                                   "cross_silo_comm": {"timeout_in_ms": 60_000}})
     secret = make.party("alice").remote(21)
     doubled = double.party("bob").remote(secret)  # alice starts pushing her secret to "bob" here
