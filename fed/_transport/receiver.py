@@ -34,7 +34,9 @@ CONCURRENCY = 1_000_000
 # Threads that decode values: a slow decode (a large value, a user's from_wire) runs beside the
 # event loop, which keeps serving other pushes, pings and control calls. Decoding works in steps
 # of at most one record (``fed._serialization.records``), so the loop gets its turn between them.
-DECODERS = 4
+# Each peer has at most DECODERS_PER_PEER of the threads at once, so one peer's slow values never
+# hold up another's.
+DECODERS_PER_PEER = 2
 
 
 class Receiver:
@@ -51,7 +53,9 @@ class Receiver:
         self._config = config
         comm = config.comm
         self._policy = make_policy(config.types, comm.serializing_allowed_list, comm.allow_unsafe_deserialization)
-        self._decoders = concurrent.futures.ThreadPoolExecutor(DECODERS, thread_name_prefix="fed-decode")
+        self._decoders = concurrent.futures.ThreadPoolExecutor(DECODERS_PER_PEER * max(1, len(config.peers)),
+                                                               thread_name_prefix="fed-decode")
+        self._decoding = {peer: asyncio.Semaphore(DECODERS_PER_PEER) for peer in config.peers}
         self._meter = Meter(config.job_name, config.party, "received")
         self._box = Mailbox(config.party, comm.max_buffered_bytes, comm.max_wait_in_ms, self._meter)
         self._calls = CallLog()  # this party's calls, as far as its driver has shared them
@@ -289,7 +293,9 @@ class Receiver:
         """Decode the value (on a decoding thread) and hand it to whoever waits for it."""
         key = (header.src, header.object_id)
         try:
-            arrived = await asyncio.get_running_loop().run_in_executor(self._decoders, self._decode, header, payload)
+            async with self._decoding[header.src]:
+                arrived = await asyncio.get_running_loop().run_in_executor(self._decoders, self._decode, header,
+                                                                           payload)
         except Refused as refused:
             # If this party waits for the value, it is told why it will never come. Otherwise
             # nothing is kept: a peer cannot fill the mailbox with refusals.
