@@ -646,3 +646,38 @@ def test_a_busy_peer_that_answers_late_is_waited_for_and_a_silent_one_is_lost_af
                 assert asyncio.get_running_loop().time() - started < 4
 
     asyncio.run(main())
+
+
+class Slow:
+    """A registered type whose from_wire takes three seconds: a peer's values that are slow to decode."""
+
+
+def test_one_peers_slow_values_do_not_hold_up_another_peers_value():
+    import time
+
+    from fed._serialization import registry
+
+    registry.unregister_all()
+    registry.register_type(Slow, to_wire=lambda s: 0, from_wire=lambda parts: time.sleep(3.0) or Slow(), name="slow")
+    try:
+        ports = free_ports(3)
+        addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob", "carol"), ports)}
+        alice, bob, carol = (build_config(party=p, addresses=addrs, job_name="j", types=registry.snapshot())
+                             for p in addrs)
+    finally:
+        registry.unregister_all()
+
+    async def main():
+        async with serving(bob, alice, carol) as (receiver, (from_alice, from_carol)):
+            loop = asyncio.get_running_loop()
+            slow = [asyncio.ensure_future(from_carol.send("bob", f"{i}:0", f"f@carol#{i}", ready(Slow())))
+                    for i in range(4)]  # four slow decodes: as many as bob has threads for two peers
+            await asyncio.sleep(0.3)
+            started = loop.time()
+            await from_alice.send("bob", "1:0", "f@alice#1", ready("quick"))
+            took = loop.time() - started
+            assert await receiver.get("alice", "1:0", "f@alice#1") == "quick"
+            await asyncio.gather(*slow)
+            assert took < 1.5, f"alice's value waited {took:.1f} s behind carol's"
+
+    asyncio.run(main())
