@@ -213,3 +213,22 @@ def test_long_bytes_and_str_are_declared_copied_and_may_only_be_read_as_such():
     with pytest.raises(DecodeError, match="other than its header declared"):
         codec.decode(encoded.segments, Policy(), copied=(1, 2, 3))  # the array's segment declared copied
     assert codec.holding_bound([s.nbytes for s in encoded.segments], encoded.copied) > 4 * 100_000
+
+
+DANGEROUS = {"builtins": "eval", "os": "system", "posix": "system", "nt": "system", "subprocess": "Popen",
+             "sys": "exit", "importlib": "import_module", "pickle": "loads", "_pickle": "loads", "marshal": "loads",
+             "ctypes": "CDLL", "shutil": "rmtree", "socket": "socket", "runpy": "run_path", "code": "interact",
+             "pty": "spawn", "io": "open", "multiprocessing": "Process", "operator": "attrgetter",
+             "functools": "partial", "types": "FunctionType", "copyreg": "_reconstructor", "inspect": "getattr_static",
+             "asyncio": "run", "threading": "Thread", "tempfile": "mkdtemp", "pathlib": "Path", "signal": "signal",
+             "webbrowser": "open", "numpy": "ndarray", "numpy.core.multiarray": "_reconstruct", "torch": "load",
+             "ray": "get", "fed": "init", "cloudpickle": "loads", "pdb": "set_trace", "glob": "glob"}
+
+
+@pytest.mark.parametrize("module", sorted(DANGEROUS))
+def test_modules_that_run_code_are_never_opened_whatever_the_allow_list_says(module):
+    name = DANGEROUS[module]
+    allowed, ignored = compile_allowed({module: [name, "*"]})
+
+    assert [entry.split(" ")[0] for entry in ignored] == [module]
+    assert not allowed.permits(module, name)
