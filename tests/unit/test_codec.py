@@ -114,6 +114,15 @@ def test_an_object_of_another_class_is_refused_unless_the_receiver_lists_it():
     assert round_trip(Point(7), listed).x == 7
 
 
+def test_an_exact_list_admits_only_the_classes_it_names_not_others_of_their_module():
+    listed = make_policy(registry.NONE, {__name__: ["Point"]}, unsafe=False)
+    assert round_trip(Point(1), listed).x == 1
+
+    with pytest.raises(DecodeError, match="class this party does not accept") as info:
+        round_trip(Vector([1]), listed)  # defined in the same module, not listed
+    assert "Vector is not" in info.value.detail
+
+
 def test_a_listed_class_holds_arrays_that_still_cross_through_the_array_path():
     listed = make_policy(registry.NONE, {__name__: ["Point"]}, unsafe=False)
 
