@@ -40,8 +40,3 @@ def peer_names(auth_context: Mapping[str, Sequence[bytes]]) -> frozenset[str]:
     """Party names the TLS client of a call proved with its certificate (gRPC verified the chain)."""
     pems = auth_context.get("x509_pem_cert") or ()
     return names_in(bytes(pems[0])) if pems else frozenset()
-
-
-def peer_is(auth_context: Mapping[str, Sequence[bytes]], party: str) -> bool:
-    """True when the peer's certificate names ``party`` exactly."""
-    return party in peer_names(auth_context)

@@ -1,0 +1,247 @@
+"""The restricted unpickler opcode by opcode: every way a stream can call, build or allocate is
+checked, and its work budget is exactly the one documented (4 per byte of stream, plus 1024)."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import tracemalloc
+
+import msgpack
+import numpy as np
+import pytest
+
+from fed._serialization import codec, records, registry, restricted, tags
+from fed._serialization.errors import DecodeError
+from fed._serialization.policy import make_policy
+
+M = tags.EXTS
+ARRAY = [M[tags.NDARRAY], "|u1", [1], False, b"\x07"]
+
+
+class Listed:
+    def __init__(self, x=None):
+        self.x = x
+
+
+class Other:
+    pass
+
+
+LISTED = make_policy(registry.NONE, {__name__: ["Listed"]}, unsafe=False)
+
+
+def pickled(stream: bytes, objects=()) -> list[memoryview]:
+    out = bytearray()
+    records.add(out, records.VALUE, msgpack.packb([M[tags.PICKLED], stream, list(objects)], use_bin_type=True))
+    return [memoryview(out)]
+
+
+def ops(*parts: bytes) -> bytes:
+    return b"\x80\x04" + b"".join(parts) + b"."
+
+
+def text(s: str) -> bytes:
+    return pickle.SHORT_BINUNICODE + bytes([len(s)]) + s.encode()
+
+
+def glob(module: str, name: str) -> bytes:
+    return text(module) + text(name) + pickle.STACK_GLOBAL
+
+
+def decode(stream: bytes, objects=(), policy=LISTED):
+    return codec.decode(pickled(stream, objects), policy)
+
+
+def refused(stream: bytes, message: str, objects=(), policy=LISTED) -> DecodeError:
+    with pytest.raises(DecodeError) as info:
+        decode(stream, objects, policy)
+    assert str(info.value) == message
+    return info.value
+
+
+CALLS_UNNAMED = "a pickled object calls something it did not name"
+MALFORMED = "malformed pickled object"
+OVER_BUDGET = "a pickled object asks for more work than its size allows"
+NOT_ACCEPTED = "the value holds an object of a class this party does not accept"
+
+
+# --- every opcode that calls something
+
+
+def test_newobj_ex_makes_a_listed_class_and_calls_nothing_else():
+    got = decode(ops(glob(__name__, "Listed"), pickle.EMPTY_TUPLE, pickle.EMPTY_DICT, pickle.NEWOBJ_EX))
+    assert type(got) is Listed
+
+    array_as_class = pickle.BININT1 + b"\x00" + pickle.BINPERSID
+    refused(ops(array_as_class, pickle.EMPTY_TUPLE, pickle.EMPTY_DICT, pickle.NEWOBJ_EX), CALLS_UNNAMED, [ARRAY])
+
+
+def test_newobj_makes_a_listed_class_and_calls_nothing_else():
+    assert type(decode(ops(glob(__name__, "Listed"), pickle.EMPTY_TUPLE, pickle.NEWOBJ))) is Listed
+
+    refused(ops(pickle.BININT1 + b"\x00" + pickle.BINPERSID, pickle.EMPTY_TUPLE, pickle.NEWOBJ), CALLS_UNNAMED,
+            [ARRAY])
+
+
+def test_inst_and_obj_make_a_listed_class_and_call_nothing_else():
+    inst = pickle.MARK + text("a") + pickle.INST + f"{__name__}\nListed\n".encode()
+    got = decode(ops(inst))
+    assert type(got) is Listed and got.x == "a"
+    refused(ops(pickle.MARK + pickle.INST + f"{__name__}\nOther\n".encode()), NOT_ACCEPTED)
+
+    obj = pickle.MARK + glob(__name__, "Listed") + text("b") + pickle.OBJ
+    assert decode(ops(obj)).x == "b"
+    refused(ops(pickle.MARK + pickle.BININT1 + b"\x00" + pickle.BINPERSID + pickle.OBJ), CALLS_UNNAMED, [ARRAY])
+
+
+def test_reduce_takes_a_tuple_of_arguments_only():
+    assert decode(ops(glob(__name__, "Listed"), text("c"), pickle.TUPLE1, pickle.REDUCE)).x == "c"
+
+    refused(ops(glob(__name__, "Listed"), text("c"), pickle.REDUCE), MALFORMED)
+    refused(ops(glob(__name__, "Listed"), pickle.EMPTY_LIST, pickle.REDUCE), MALFORMED)
+
+
+# --- persistent ids: only the codec's own, by index
+
+
+@pytest.mark.parametrize("pid", [b"\x4a\xff\xff\xff\xff", pickle.BININT1 + b"\x01", text("0"), pickle.NONE],
+                         ids=["negative", "one_past_the_end", "a_str", "none"])
+def test_a_persistent_id_is_an_index_of_a_carried_object(pid):
+    refused(ops(pid, pickle.BINPERSID), MALFORMED, [ARRAY])
+
+
+def test_a_persistent_id_names_the_carried_object_it_indexes():
+    got = decode(ops(pickle.BININT1 + b"\x01", pickle.BINPERSID), [ARRAY, [M[tags.NDARRAY], "|u1", [2], False, b"ab"]])
+
+    np.testing.assert_array_equal(got, np.frombuffer(b"ab", np.uint8))
+
+
+def test_a_text_persistent_id_is_refused():
+    refused(ops(pickle.PERSID + b"0\n"), MALFORMED, [ARRAY])
+
+
+# --- allocation
+
+
+def test_a_bytearray8_longer_than_the_stream_is_refused_before_anything_is_allocated():
+    stream = ops(pickle.BYTEARRAY8 + struct.pack("<Q", 64 << 20) + b"x" * 100)
+    tracemalloc.start()
+    try:
+        refused(stream, MALFORMED)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_a_listed_object_keeps_its_bytearray():
+    got = codec.decode(codec.encode(Listed(bytearray(b"abc"))).segments, LISTED)
+
+    assert type(got.x) is bytearray and got.x == bytearray(b"abc")
+    short = ops(pickle.BYTEARRAY8 + struct.pack("<Q", 3) + b"abc")
+    assert decode(short) == bytearray(b"abc")
+
+
+# --- the budget: 1 per call or state plus the length of each argument, against 4 per byte + 1024
+
+
+def _calls(n: int, k: int) -> bytes:
+    """A list of ``n`` Nones, then the listed constructor called ``k`` times with it."""
+    items = pickle.EMPTY_LIST + pickle.MEMOIZE + pickle.MARK + pickle.NONE * n + pickle.APPENDS
+    call = glob(__name__, "Listed") + pickle.BINGET + b"\x00" + pickle.TUPLE1 + pickle.REDUCE + pickle.POP
+    return ops(items, call * k, pickle.NONE)
+
+
+def _builds(n: int, k: int) -> bytes:
+    """A dict of ``n`` items, then ``k`` new listed objects, each given it as its state."""
+    items = pickle.EMPTY_DICT + pickle.MEMOIZE + pickle.MARK
+    items += b"".join(text(f"k{i}") + pickle.NONE for i in range(n)) + pickle.SETITEMS
+    build = (glob(__name__, "Listed") + pickle.EMPTY_TUPLE + pickle.NEWOBJ + pickle.BINGET + b"\x00"
+             + pickle.BUILD + pickle.POP)
+    return ops(items, build * k, pickle.NONE)
+
+
+def _budget(stream: bytes) -> int:
+    return restricted.BUDGET_PER_BYTE * len(stream) + 1024
+
+
+@pytest.mark.parametrize("k", [5, 10, 40])  # fewer calls than 5 per None never pass 4 per byte
+def test_calls_are_charged_one_plus_the_length_of_each_argument(k):
+    # the largest n whose k calls cost exactly what the stream may spend
+    n = max(n for n in range(1, 4000) if k * (1 + n) <= _budget(_calls(n, k)))
+
+    assert decode(_calls(n, k)) is None
+    refused(_calls(n + 1, k), OVER_BUDGET)
+
+
+@pytest.mark.parametrize("k", [40, 100])  # each item is 6 bytes: 24 of budget
+def test_each_state_is_charged_one_plus_its_length_and_each_new_object_one(k):
+    def cost(n):
+        return k * (1 + 0) + k * (1 + n)  # NEWOBJ with no arguments, then BUILD with n items
+
+    n = max(n for n in range(1, 3000) if cost(n) <= _budget(_builds(n, k)))
+
+    assert decode(_builds(n, k)) is None
+    refused(_builds(n + 1, k), OVER_BUDGET)
+
+
+def test_an_argument_without_a_length_costs_one():
+    # k calls with one int argument: 2 each
+    stream = ops((glob(__name__, "Listed") + pickle.BININT1 + b"\x05" + pickle.TUPLE1 + pickle.REDUCE + pickle.POP)
+                 * 40, pickle.NONE)
+    assert 40 * 2 <= _budget(stream)
+
+    assert decode(stream) is None
+
+
+# --- names
+
+
+def test_a_listed_name_must_be_the_object_it_names_in_that_module():
+    refused(ops(glob(__name__, "Missing")), NOT_ACCEPTED, policy=make_policy(registry.NONE, {__name__: ["Missing"]},
+                                                                              unsafe=False))
+    error = refused(ops(glob(__name__, "Other")), NOT_ACCEPTED)
+    assert error.detail == f"{__name__}.Other is not on its serializing_allowed_list"
+
+
+def test_a_star_takes_a_class_defined_in_the_module_under_its_own_name_only():
+    star = make_policy(registry.NONE, {__name__: ["*"]}, unsafe=False)
+    assert type(decode(ops(glob(__name__, "Other"), pickle.EMPTY_TUPLE, pickle.NEWOBJ), policy=star)) is Other
+
+    for name in ("Alias", "pickled", "np", "ARRAY"):  # another name for a class; a function; a module; data
+        error = refused(ops(glob(__name__, name)), NOT_ACCEPTED, policy=star)
+        assert error.detail == f"{__name__}.{name} is not a class defined there"
+
+
+Alias = Listed
+
+
+@pytest.mark.parametrize("module, name", [(__name__ + ".", "Listed"), (__name__, "Listed.x"), (__name__, ""),
+                                          ("", "Listed"), (__name__, "1Listed")])
+def test_a_name_must_be_an_identifier_and_a_module_a_dotted_path(module, name):
+    refused(ops(glob(module, name)), NOT_ACCEPTED, policy=make_policy(registry.NONE, {__name__: ["*"]}, unsafe=False))
+
+
+def test_safe_standard_types_need_no_listing_and_are_the_only_builtins():
+    assert decode(ops(glob("builtins", "complex"), pickle.BINFLOAT + struct.pack(">d", 1.5), pickle.TUPLE1,
+                      pickle.REDUCE)) == 1.5 + 0j
+    refused(ops(glob("builtins", "bytearray")), NOT_ACCEPTED)
+
+
+def test_a_stream_names_its_first_class_for_this_partys_own_message():
+    assert restricted.first_class(pickle.dumps(Other(), protocol=4)) == f"{__name__}.Other"
+    assert restricted.first_class(ops(pickle.GLOBAL + b"m\nC\n")) == "m.C"
+    assert restricted.first_class(ops(pickle.MARK + pickle.INST + b"m\nC\n")) == "m.C"
+    assert restricted.first_class(ops(text("x"), pickle.POP, glob("m", "C"))) == "m.C"
+    assert restricted.first_class(b"\x80\x04" + pickle.NONE * 300 + b".") is None
+    assert restricted.first_class(b"garbage") is None
+    assert restricted.first_class(ops(pickle.NONE)) is None
+
+
+def test_unsafe_mode_still_takes_carried_arrays_by_persistent_id():
+    unsafe = make_policy(registry.NONE, None, unsafe=True)
+
+    got = codec.decode(codec.encode(Listed(np.arange(3))).segments, unsafe)
+
+    np.testing.assert_array_equal(got.x, np.arange(3))
