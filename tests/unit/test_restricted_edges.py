@@ -13,7 +13,7 @@ import pytest
 
 from fed._serialization import codec, records, registry, restricted, tags
 from fed._serialization.errors import DecodeError
-from fed._serialization.policy import make_policy
+from fed._serialization.policy import Policy, make_policy
 
 M = tags.EXTS
 ARRAY = [M[tags.NDARRAY], "|u1", [1], False, b"\x07"]
@@ -28,7 +28,12 @@ class Other:
     pass
 
 
-LISTED = make_policy(registry.NONE, {__name__: ["Listed"]}, unsafe=False)
+class Many:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+LISTED = make_policy(registry.NONE, {__name__: ["Listed", "Many"]}, unsafe=False)
 
 
 def pickled(stream: bytes, objects=()) -> list[memoryview]:
@@ -108,7 +113,9 @@ def test_reduce_takes_a_tuple_of_arguments_only():
 @pytest.mark.parametrize("pid", [b"\x4a\xff\xff\xff\xff", pickle.BININT1 + b"\x01", text("0"), pickle.NONE],
                          ids=["negative", "one_past_the_end", "a_str", "none"])
 def test_a_persistent_id_is_an_index_of_a_carried_object(pid):
-    refused(ops(pid, pickle.BINPERSID), MALFORMED, [ARRAY])
+    error = refused(ops(pid, pickle.BINPERSID), MALFORMED, [ARRAY])
+
+    assert error.detail is None  # refused by the check, not by an IndexError further on
 
 
 def test_a_persistent_id_names_the_carried_object_it_indexes():
@@ -133,6 +140,12 @@ def test_a_bytearray8_longer_than_the_stream_is_refused_before_anything_is_alloc
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20, peak
+
+
+def test_a_bytearray8_size_past_two_to_the_63_is_refused_by_the_check():
+    error = refused(ops(pickle.BYTEARRAY8 + struct.pack("<Q", (1 << 64) - 1)), MALFORMED)
+
+    assert error.detail is None
 
 
 def test_a_listed_object_keeps_its_bytearray():
@@ -186,16 +199,54 @@ def test_each_state_is_charged_one_plus_its_length_and_each_new_object_one(k):
     refused(_builds(n + 1, k), OVER_BUDGET)
 
 
-def test_an_argument_without_a_length_costs_one():
-    # k calls with one int argument: 2 each
-    stream = ops((glob(__name__, "Listed") + pickle.BININT1 + b"\x05" + pickle.TUPLE1 + pickle.REDUCE + pickle.POP)
-                 * 40, pickle.NONE)
-    assert 40 * 2 <= _budget(stream)
+def _int_calls(n: int, k: int, ex: bool = False) -> bytes:
+    """``Many`` called ``k`` times with the same ``n`` int arguments (and, with ``ex``, by NEWOBJ_EX
+    with ``n`` keyword arguments too)."""
+    args = pickle.MARK + (pickle.BININT1 + b"\x05") * n + pickle.TUPLE + pickle.MEMOIZE  # memo 1
+    kwargs = pickle.EMPTY_DICT + pickle.MARK + b"".join(text(f"k{i}") + pickle.NONE for i in range(n)) + \
+        pickle.SETITEMS + pickle.MEMOIZE  # memo 2
+    head = glob(__name__, "Many") + pickle.MEMOIZE + pickle.POP + args + pickle.POP  # memo 0
+    if ex:
+        head += kwargs + pickle.POP
+        call = pickle.BINGET + b"\x00" + pickle.BINGET + b"\x01" + pickle.BINGET + b"\x02" + pickle.NEWOBJ_EX
+    else:
+        call = pickle.BINGET + b"\x00" + pickle.BINGET + b"\x01" + pickle.REDUCE
+    return ops(head, (call + pickle.POP) * k, pickle.NONE)
 
-    assert decode(stream) is None
+
+@pytest.mark.parametrize("n", [50, 200])
+def test_an_argument_without_a_length_costs_one(n):
+    k = max(k for k in range(1, 2000) if k * (1 + n) <= _budget(_int_calls(n, k)))
+
+    assert decode(_int_calls(n, k)) is None
+    refused(_int_calls(n, k + 1), OVER_BUDGET)
+
+
+@pytest.mark.parametrize("n", [50, 200])
+def test_newobj_ex_is_charged_for_its_arguments_and_its_keywords(n):
+    k = max(k for k in range(1, 2000) if k * (1 + n + n) <= _budget(_int_calls(n, k, ex=True)))
+
+    assert decode(_int_calls(n, k, ex=True)) is None
+    refused(_int_calls(n, k + 1, ex=True), OVER_BUDGET)
+    made = decode(ops(glob(__name__, "Many"), pickle.EMPTY_TUPLE, pickle.EMPTY_DICT, text("a"), pickle.NONE,
+                      pickle.SETITEM, pickle.NEWOBJ_EX))
+    assert type(made) is Many
 
 
 # --- names
+
+
+def test_a_module_that_is_not_listed_is_not_accepted():
+    for module, name in (("json", "JSONDecoder"), ("collections", "ChainMap"), (__name__ + "x", "Listed")):
+        error = refused(ops(glob(module, name)), NOT_ACCEPTED)
+        assert error.detail == f"{module}.{name} is not on its serializing_allowed_list"
+
+
+def test_the_names_in_a_refusal_are_clipped_to_100_chars_each():
+    module, name = "m" * 150, "N" * 150
+    error = refused(ops(glob(module, name)), NOT_ACCEPTED)
+
+    assert error.detail == f"{'m' * 100}...(150 chars).{'N' * 100}...(150 chars) is not on its serializing_allowed_list"
 
 
 def test_a_listed_name_must_be_the_object_it_names_in_that_module():
@@ -220,7 +271,11 @@ Alias = Listed
 @pytest.mark.parametrize("module, name", [(__name__ + ".", "Listed"), (__name__, "Listed.x"), (__name__, ""),
                                           ("", "Listed"), (__name__, "1Listed")])
 def test_a_name_must_be_an_identifier_and_a_module_a_dotted_path(module, name):
-    refused(ops(glob(module, name)), NOT_ACCEPTED, policy=make_policy(registry.NONE, {__name__: ["*"]}, unsafe=False))
+    # an Allowed made by hand, past compile_allowed's checks: find_class checks the names itself
+    stars = Policy(allowed=restricted.Allowed(names={}, star=frozenset({__name__, __name__ + ".", ""})))
+    error = refused(ops(glob(module, name)), NOT_ACCEPTED, policy=stars)
+
+    assert error.detail.endswith("is not on its serializing_allowed_list")  # refused by the name check itself
 
 
 def test_safe_standard_types_need_no_listing_and_are_the_only_builtins():
@@ -236,6 +291,12 @@ def test_a_stream_names_its_first_class_for_this_partys_own_message():
     assert restricted.first_class(ops(text("x"), pickle.POP, glob("m", "C"))) == "m.C"
     assert restricted.first_class(b"\x80\x04" + pickle.NONE * 300 + b".") is None
     assert restricted.first_class(b"garbage") is None
+    # strings and other ops before the class do not name it
+    assert restricted.first_class(ops(text("a"), text("b"), pickle.POP, pickle.POP, pickle.GLOBAL + b"m\nC\n")) == "m.C"
+    assert restricted.first_class(ops(pickle.PERSID + b"x y\n", pickle.POP, pickle.GLOBAL + b"m\nC\n")) == "m.C"
+    # it looks at the first 200 opcodes after the protocol, no further
+    assert restricted.first_class(ops(pickle.NONE * 199, pickle.GLOBAL + b"m\nC\n")) == "m.C"
+    assert restricted.first_class(ops(pickle.NONE * 200, pickle.GLOBAL + b"m\nC\n")) is None
     assert restricted.first_class(ops(pickle.NONE)) is None
 
 
@@ -245,3 +306,45 @@ def test_unsafe_mode_still_takes_carried_arrays_by_persistent_id():
     got = codec.decode(codec.encode(Listed(np.arange(3))).segments, unsafe)
 
     np.testing.assert_array_equal(got.x, np.arange(3))
+
+
+# --- nothing resolved or carried is changed: each mutating opcode finds its own target
+
+CHANGES = "a pickled object changes something it did not build"
+CARRIED = pickle.BININT1 + b"\x00" + pickle.BINPERSID
+BELOW = pickle.NONE  # something else on the stack under the target, so the target's position matters
+
+
+@pytest.mark.parametrize("target", ["carried", "class"])
+@pytest.mark.parametrize("op", ["BUILD", "APPEND", "SETITEM", "APPENDS", "SETITEMS", "ADDITEMS"])
+def test_no_opcode_changes_a_carried_object_or_a_resolved_class(op, target):
+    what = CARRIED if target == "carried" else glob(__name__, "Listed")
+    change = {
+        "BUILD": pickle.EMPTY_DICT + pickle.BUILD,
+        "APPEND": pickle.NONE + pickle.APPEND,
+        "SETITEM": text("k") + pickle.NONE + pickle.SETITEM,
+        "APPENDS": pickle.MARK + pickle.NONE + pickle.APPENDS,
+        "SETITEMS": pickle.MARK + text("k") + pickle.NONE + pickle.SETITEMS,
+        "ADDITEMS": pickle.MARK + pickle.NONE + pickle.ADDITEMS,
+    }[op]
+
+    refused(ops(BELOW, what, change), CHANGES, [ARRAY])
+
+
+@pytest.mark.parametrize("op", ["BUILD", "APPEND", "SETITEM", "APPENDS", "SETITEMS", "ADDITEMS"])
+def test_each_mutating_opcode_still_works_on_what_the_stream_built(op):
+    made = {
+        "BUILD": glob(__name__, "Listed") + pickle.EMPTY_TUPLE + pickle.NEWOBJ + pickle.EMPTY_DICT + text("x")
+        + text("v") + pickle.SETITEM + pickle.BUILD,
+        "APPEND": pickle.EMPTY_LIST + text("v") + pickle.APPEND,
+        "SETITEM": pickle.EMPTY_DICT + text("x") + text("v") + pickle.SETITEM,
+        "APPENDS": pickle.EMPTY_LIST + pickle.MARK + text("v") + pickle.APPENDS,
+        "SETITEMS": pickle.EMPTY_DICT + pickle.MARK + text("x") + text("v") + pickle.SETITEMS,
+        "ADDITEMS": pickle.EMPTY_SET + pickle.MARK + text("v") + pickle.ADDITEMS,
+    }[op]
+    # under a carried object, which stays untouched
+    got = decode(ops(CARRIED, made, pickle.TUPLE2), [ARRAY])
+
+    value = got[1].x if op == "BUILD" else got[1]
+    assert value in (["v"], {"x": "v"}, {"v"}, "v")
+    assert got[0].tolist() == [7]

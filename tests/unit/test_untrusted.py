@@ -13,7 +13,8 @@ from fed._security.untrusted import LIMIT, clip
     ("line\nforged", "line\\x0aforged"),    # a newline cannot start a log line of its own
     ("\r\t\x00\x1f\x7f", "\\x0d\\x09\\x00\\x1f\\x7f"),
     ("back\\slash", "back\\\\slash"),       # so an escape in the output is always fed's
-    ("é", "\\xe9"), ("\u2028", "\\u2028"), ("\U0001f600", "\\U0001f600"), ("\udc80", "\\udc80"),
+    ("é", "\\xe9"), ("\xff", "\\xff"), ("\u0100", "\\u0100"), ("\uffff", "\\uffff"),
+    ("\U00010000", "\\U00010000"), ("\u2028", "\\u2028"), ("\U0001f600", "\\U0001f600"), ("\udc80", "\\udc80"),
 ])
 def test_every_character_outside_printable_ascii_is_escaped(text, shown):
     assert clip(text) == shown
