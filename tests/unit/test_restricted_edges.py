@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fed._serialization import codec, records, registry, restricted, tags
-from fed._serialization.errors import DecodeError
+from fed._serialization.errors import DecodeError, EncodeError
 from fed._serialization.policy import Policy, make_policy
 
 M = tags.EXTS
@@ -348,3 +348,17 @@ def test_each_mutating_opcode_still_works_on_what_the_stream_built(op):
     value = got[1].x if op == "BUILD" else got[1]
     assert value in (["v"], {"x": "v"}, {"v"}, "v")
     assert got[0].tolist() == [7]
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise ValueError("z" * 500)
+
+
+def test_an_object_that_cannot_be_pickled_is_named_with_why_and_what_to_do():
+    with pytest.raises(EncodeError) as info:
+        codec.encode(Unpicklable())
+
+    assert str(info.value) == (f"fed's codec does not carry {__name__}.Unpicklable and it cannot be pickled either "
+                               f"(ValueError: {'z' * 200}...(500 chars)). Register it with fed.register_type at both "
+                               "parties, or send plain data (dicts, lists, arrays)")
