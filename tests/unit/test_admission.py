@@ -137,7 +137,11 @@ def test_a_push_is_charged_its_payload_what_decoding_may_grow_its_header_and_a_s
     h = header(segments=(1000, 64), copied=(1,))
 
     assert admission.holding_cost(h, 333) == h.total_size + codec.holding_bound([1000, 64], (1,)) + 333 + SLOT_COST
-    assert codec.holding_bound([1000, 64], (1,)) >= 1000 * 100  # the records may grow 160 times in decoding
+    # records may grow 160 times in decoding, each segment holds 256 more, copied segments count twice
+    assert codec.holding_bound([1000, 64], (1,)) == 160 * 1000 + 256 * 2 + 2 * 64
+    assert codec.holding_bound([1000, 64, 10], (1, 2)) == 160 * 1000 + 256 * 3 + 2 * (64 + 10)
+    assert codec.holding_bound([1000, 64], (0, 2, 5)) == 160 * 1000 + 256 * 2  # only data segments are copied
+    assert codec.holding_bound([]) == 0
     errors = header(codec="error", segments=(1000,))
     assert admission.holding_cost(errors, 10) == errors.total_size + 10 + SLOT_COST
 
