@@ -33,7 +33,16 @@ class Many:
         self.args, self.kwargs = args, kwargs
 
 
-LISTED = make_policy(registry.NONE, {__name__: ["Listed", "Many"]}, unsafe=False)
+def helper(x):
+    return ("helped", x)
+
+
+class Deep:
+    def __init__(self, n):
+        Deep(n + 1)
+
+
+LISTED = make_policy(registry.NONE, {__name__: ["Listed", "Many", "helper", "Alias", "Deep"]}, unsafe=False)
 
 
 def pickled(stream: bytes, objects=()) -> list[memoryview]:
@@ -315,10 +324,10 @@ CARRIED = pickle.BININT1 + b"\x00" + pickle.BINPERSID
 BELOW = pickle.NONE  # something else on the stack under the target, so the target's position matters
 
 
-@pytest.mark.parametrize("target", ["carried", "class"])
+@pytest.mark.parametrize("target", ["carried", "class", "function"])
 @pytest.mark.parametrize("op", ["BUILD", "APPEND", "SETITEM", "APPENDS", "SETITEMS", "ADDITEMS"])
 def test_no_opcode_changes_a_carried_object_or_a_resolved_class(op, target):
-    what = CARRIED if target == "carried" else glob(__name__, "Listed")
+    what = {"carried": CARRIED, "class": glob(__name__, "Listed"), "function": glob(__name__, "helper")}[target]
     change = {
         "BUILD": pickle.EMPTY_DICT + pickle.BUILD,
         "APPEND": pickle.NONE + pickle.APPEND,
@@ -362,3 +371,45 @@ def test_an_object_that_cannot_be_pickled_is_named_with_why_and_what_to_do():
     assert str(info.value) == (f"fed's codec does not carry {__name__}.Unpicklable and it cannot be pickled either "
                                f"(ValueError: {'z' * 200}...(500 chars)). Register it with fed.register_type at both "
                                "parties, or send plain data (dicts, lists, arrays)")
+
+
+def test_an_exact_listing_takes_any_object_of_that_name_a_star_only_classes_under_their_own_name():
+    assert decode(ops(glob(__name__, "helper"), text("a"), pickle.TUPLE1, pickle.REDUCE)) == ("helped", "a")
+    assert type(decode(ops(glob(__name__, "Alias"), pickle.EMPTY_TUPLE, pickle.NEWOBJ))) is Listed
+    assert not hasattr(helper, "x")
+
+
+def test_a_missing_name_in_a_starred_module_is_clipped_in_the_refusal():
+    star = make_policy(registry.NONE, {__name__: ["*"]}, unsafe=False)
+
+    error = refused(ops(glob(__name__, "N" * 150)), NOT_ACCEPTED, policy=star)
+
+    assert error.detail == f"{__name__}.{'N' * 100}...(150 chars) is not a class defined there"
+
+
+def test_a_stream_that_ends_early_is_malformed_and_names_why_only_here():
+    error = refused(b"\x80\x04" + pickle.EMPTY_LIST, MALFORMED)
+
+    assert error.detail == "EOFError"
+
+
+def test_a_constructor_that_recurses_without_end_is_refused_as_too_deep():
+    refused(ops(glob(__name__, "Deep"), pickle.BININT1 + b"\x00", pickle.TUPLE1, pickle.REDUCE),
+            "a pickled object nests too deeply")
+
+
+def test_an_allow_list_names_modules_and_plain_names_and_says_what_it_ignores():
+    for module in ("a b", "1a", "a..b", "", 5):
+        with pytest.raises(ValueError) as info:
+            restricted.compile_allowed({module: ["X"]})
+        assert str(info.value) == f"serializing_allowed_list: {module!r} is not a module name"
+    with pytest.raises(ValueError) as info:
+        restricted.compile_allowed({"m": ["A.b"]})
+    assert str(info.value) == ("serializing_allowed_list['m']: 'A.b' is not a plain name. fed resolves exact names "
+                               "only (never attribute paths like 'A.b'): list the module that defines the class")
+
+    _, ignored = restricted.compile_allowed({"numpy.core.numeric": ["*"], "torch": ["Tensor"], "os": ["system"],
+                                             "ok": ["X"]})
+    assert ignored == ["numpy.core.numeric (not needed: fed carries arrays and tensors itself)",
+                       "torch (not needed: fed carries arrays and tensors itself)",
+                       "os (fed never resolves names from it)"]
