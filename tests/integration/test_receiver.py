@@ -146,6 +146,36 @@ def test_a_second_push_of_a_key_is_a_duplicate_and_not_stored():
     with_bob(test)
 
 
+def test_a_second_push_of_a_value_being_received_is_refused_and_charged_nothing():
+    encoded = codec.encode("the value")
+    sizes = tuple(s.nbytes for s in encoded.segments)
+    head = header(segments=sizes)
+    payload = b"".join(wire.iter_payload(encoded.segments, 1 << 20))
+
+    async def test(sender, receiver, address):
+        async with grpc.aio.insecure_channel(address) as channel:
+            first = channel.stream_stream(wire.PUSH_METHOD)(timeout=10)
+            await first.write(head)
+            assert wire.decode_ack(await first.read()) == 0  # admitted, its payload still to come
+            held = receiver.counts()["buffered_bytes"]
+            assert held == cost(segments=sizes)
+
+            second = await raw_push(address, [head, payload])
+
+            assert second == Refusal((grpc.StatusCode.UNAVAILABLE, "a push of this value is already being received"))
+            assert receiver.counts()["buffered_bytes"] == held
+            await first.write(payload)
+            await first.done_writing()
+            answers = []
+            while (message := await first.read()) is not grpc.aio.EOF:
+                answers.append(message)
+            assert answers[-1] == b"ok"
+        assert await receiver.get("alice", "1:0", "f@alice#1") == "the value"
+        assert receiver.counts()["buffered_bytes"] == 0
+
+    with_bob(test)
+
+
 def test_settle_counts_the_values_still_awaited_and_waits_for_late_ones():
     async def test(sender, receiver, _):
         assert await receiver.settle(0.1) == 0
