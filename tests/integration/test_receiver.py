@@ -450,6 +450,9 @@ async def raw_push_whole(address, message):
             return Refusal((exc.code(), exc.details()))
 
 
+ERROR = wire.encode_error("alice", "ValueError", None)
+
+
 def whole(head, payload=b"abc"):
     return len(head).to_bytes(4, "little") + head + payload
 
@@ -465,6 +468,10 @@ def whole(head, payload=b"abc"):
     (whole(header(), b"ab"), grpc.StatusCode.INVALID_ARGUMENT, "payload of 2 bytes, the header declares 3"),
     (whole(header(), b"abcd"), grpc.StatusCode.INVALID_ARGUMENT, "payload of 4 bytes, the header declares 3"),
     (whole(header(), b"abc"), grpc.StatusCode.INVALID_ARGUMENT, "value refused: malformed value"),
+    (whole(header(codec="error", segments=(len(ERROR), 3)), ERROR + bytes(64 - len(ERROR)) + b"abc"),
+     grpc.StatusCode.INVALID_ARGUMENT, "malformed error frame: one segment expected"),
+    (whole(header(codec="error", segments=(7,)), b'{"a": 1'), grpc.StatusCode.INVALID_ARGUMENT,
+     "malformed error frame: not a JSON object of the expected form"),
 ])
 def test_bad_one_message_pushes_are_refused(message, code, words):
     async def test(sender, receiver, address):
