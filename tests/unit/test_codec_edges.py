@@ -227,3 +227,30 @@ def test_an_unregistered_type_names_itself_only_in_the_detail():
                             "the value holds a registered type that this party has not registered")
 
     assert error.detail == "no-such is not registered here (fed.register_type)"
+
+
+def test_nesting_through_dict_values_counts_as_nesting():
+    deep: object = 1
+    for _ in range(150):
+        deep = {"k": deep}
+
+    refused_exactly(one(deep), "the value nests more than 100 levels deep")
+
+
+def test_dates_and_times_out_of_their_range_are_refused_by_their_builder():
+    refused_exactly(one([M[tags.DATE], 2000, 13, 1]), "malformed date")
+    refused_exactly(one([M[tags.DATE], 2000, 2, 30]), "malformed date")
+    refused_exactly(one([M[tags.TIME], 25, 0, 0, 0, 0, None]), "malformed time")
+    refused_exactly(one([M[tags.TIME], 1, 0, 0, 0, 2, None]), "malformed time")  # fold is 0 or 1
+    refused_exactly(one([M[tags.DATETIME], 2000, 1, 1, 0, 60, 0, 0, 0, None]), "malformed datetime")
+
+
+def test_a_generic_refusal_names_the_exception_only_in_its_detail():
+    error = refused_exactly(one({1: "x"}), "malformed value")  # msgpack refuses an int map key
+
+    assert error.detail == "ValueError"
+
+
+def test_a_registered_type_is_named_by_a_str():
+    refused_exactly(one([M[tags.REGISTERED], ["x"], 1]),
+                    "the value holds a registered type that this party has not registered")

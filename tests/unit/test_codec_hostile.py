@@ -272,7 +272,8 @@ def test_a_registered_from_wire_that_fails_is_refused_and_names_the_type_only_lo
 
         error = refused(one([M[tags.REGISTERED], "listed", SECRET]), "from_wire function", policy)
 
-        assert "listed.from_wire raised ZeroDivisionError" in error.detail
+        assert str(error) == "the from_wire function of a registered type failed on the value"
+        assert error.detail == "listed.from_wire raised ZeroDivisionError: division by zero"
     finally:
         registry.unregister_all()
 
@@ -301,3 +302,12 @@ def test_unsafe_mode_is_what_runs_code(canary):
 
 _ = io  # imported for its name only: a star must not reach modules a test module imports
 
+
+
+def test_a_pickled_object_without_a_list_names_its_class_only_in_the_detail():
+    error = refused(pickled(pickle.dumps(os.getcwd)), "does not accept")
+    assert error.detail == (f"{os.getcwd.__module__}.getcwd is not on its serializing_allowed_list; only data, arrays "
+                            "and registered types (fed.register_type) cross otherwise")
+
+    unnamed = refused(pickled(b"\x80\x04N."), "does not accept")
+    assert unnamed.detail.startswith("a class is not on its serializing_allowed_list; only data")
