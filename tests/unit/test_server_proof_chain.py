@@ -22,15 +22,17 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def cert(subject: str, key, issuer: str, issuer_key, *, ca: bool | None = None, dns=(), start=None, end=None):
+def cert(subject: str, key, issuer: str, issuer_key, *, ca: bool | None = None, dns=(), emails=(), start=None,
+         end=None):
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(start or NOW - datetime.timedelta(minutes=5))
                .not_valid_after(end or NOW + datetime.timedelta(days=1)))
     if ca is not None:
         builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    if dns:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False)
+    if dns or emails:
+        names = [x509.DNSName(d) for d in dns] + [x509.RFC822Name(e) for e in emails]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return builder.sign(issuer_key, algorithm)
 
@@ -188,3 +190,97 @@ def test_many_names_are_shown_five_and_each_cut_to_64_chars():
 
     shown = ", ".join(sorted(n[:64] for n in names)[:5])
     assert str(info.value).startswith(f"the server's certificate names {shown}, not 'bob'")
+
+
+def test_a_chain_of_three_levels_is_accepted():
+    top_key, mid_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    top = cert("top", top_key, "root", ROOT_KEY, ca=True)
+    mid = cert("mid", mid_key, "top", top_key, ca=True)
+    leaf = cert("bob", leaf_key, "mid", mid_key, dns=["bob"])
+
+    check(pem(leaf, mid, top), leaf_key)
+
+
+NOT_ISSUED = "the server's certificate is not issued by this party's CA (tls_config['ca_cert'])"
+
+
+def test_a_forged_leaf_followed_by_a_genuine_certificate_is_refused():
+    # mallory holds a genuine certificate of the CA; she forges "bob" with her own key and puts her
+    # genuine certificate after it, as if it were the issuer
+    mallory_key, forged_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    genuine = cert("mallory", mallory_key, "root", ROOT_KEY, dns=["mallory"])
+    forged = cert("bob", forged_key, "mallory", mallory_key, dns=["bob"])
+    forged_elsewhere = cert("bob", forged_key, "somebody", mallory_key, dns=["bob"])
+    forged_as_the_ca = cert("bob", forged_key, "root", mallory_key, dns=["bob"])  # the CA's name, not its key
+
+    for leaf in (forged, forged_elsewhere, forged_as_the_ca):
+        with pytest.raises(ProofError) as info:
+            check(pem(leaf, genuine), forged_key)
+        assert str(info.value) == NOT_ISSUED
+
+
+def test_a_leaf_from_a_rogue_ca_cannot_borrow_a_genuine_certificate_further_down_the_chain():
+    rogue_key, mallory_key, forged_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    rogue = cert("rogue", rogue_key, "rogue", rogue_key, ca=True)
+    genuine = cert("mallory", mallory_key, "root", ROOT_KEY, dns=["mallory"])
+    forged = cert("bob", forged_key, "rogue", rogue_key, dns=["bob"])
+
+    for chain in ((forged, genuine, rogue), (forged, rogue, genuine), (forged, rogue)):
+        with pytest.raises(ProofError) as info:
+            check(pem(*chain), forged_key)
+        assert str(info.value) == NOT_ISSUED
+
+
+def _real_proof_parts():
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = cert("bob", leaf_key, "root", ROOT_KEY, dns=["bob"])
+    return msgpack.unpackb(Prover(pem(leaf), key_pem(leaf_key), "j", "bob").metadata(frozenset({"alice"}))[0][1])
+
+
+@pytest.mark.parametrize("change", ["str_signature", "int_client", "65_clients"])
+def test_a_proof_with_a_real_chain_but_parts_of_the_wrong_shape_is_malformed(change):
+    chain, clients, signature = _real_proof_parts()
+    if change == "str_signature":
+        signature = "s"
+    elif change == "int_client":
+        clients = [*clients, 5]
+    else:
+        clients = sorted([*clients, *(f"p{i}" for i in range(64))])
+    proof = msgpack.packb([chain, clients, signature])
+
+    with pytest.raises(ProofError) as info:
+        Checker(pem(ROOT), "j", "alice").check("bob", ((METADATA_KEY, proof),))
+    assert str(info.value) == "the server's proof of identity is malformed"
+
+
+def test_each_refusal_of_a_proof_says_exactly_why():
+    checker = Checker(pem(ROOT), "j", "alice")
+    cases = [
+        ((), "the server sent no proof of identity (is it a fed receiver of this version?)"),
+        (((METADATA_KEY, b"\x00" * (32 * 1024 + 1)),), "the server's proof of identity is too large"),
+        (((METADATA_KEY, b"\xc1"),), "the server's proof of identity is malformed"),
+    ]
+    for metadata, message in cases:
+        with pytest.raises(ProofError) as info:
+            checker.check("bob", metadata)
+        assert str(info.value) == message
+
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    nameless = cert("bob", leaf_key, "root", ROOT_KEY, emails=["bob@example.org"])  # a SAN without DNS names
+    with pytest.raises(ProofError) as info:
+        check(pem(nameless), leaf_key)
+    assert str(info.value) == ("the server's certificate names no party, not 'bob' (fed compares party names "
+                               "exactly: no wildcards, no case folding)")
+
+    bob = cert("bob", leaf_key, "root", ROOT_KEY, dns=["bob"])
+    relayed = Prover(pem(bob), key_pem(leaf_key), "j", "bob").metadata(frozenset({"carol"}))
+    with pytest.raises(ProofError) as info:
+        checker.check("bob", relayed)
+    assert str(info.value) == ("the server proved it is 'bob' to another client, not to party 'alice': it may be "
+                               "relaying another party's answers")
+
+    expired = cert("bob", leaf_key, "root", ROOT_KEY, dns=["bob"], start=NOW - datetime.timedelta(days=2),
+                   end=NOW - datetime.timedelta(days=1))
+    with pytest.raises(ProofError) as info:
+        check(pem(expired), leaf_key)
+    assert str(info.value) == "a certificate in the server's proof is expired or not yet valid"
