@@ -184,6 +184,8 @@ def tensor_from_wire(parts: list) -> Any:
             raise DecodeError("a tensor's data does not match its dtype")
         if requires_grad:
             tensor.requires_grad_(True)
+    except DecodeError:
+        raise
     except (RuntimeError, TypeError, ValueError):
         raise DecodeError("malformed tensor") from None
     return tensor
