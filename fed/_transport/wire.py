@@ -302,8 +302,3 @@ def decode_error(frame: bytes | memoryview) -> tuple[str, str, str | None]:
             or not (cause is None or isinstance(cause, str)):
         raise WireError("malformed error frame")
     return party, kind, cause
-
-
-def decode_json(frame: bytes, what: str) -> dict:
-    """Decode a small JSON control frame (see ``loads``)."""
-    return loads(frame, what)

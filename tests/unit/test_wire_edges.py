@@ -200,3 +200,11 @@ def test_a_party_name_is_128_letters_digits_dots_dashes_underscores_starting_wit
                                              ("é ü", 5, True), (3, 5, False)])
 def test_printable_is_non_empty_within_its_limit_without_controls(text, limit, ok):
     assert wire.printable(text, limit) is ok
+
+
+@pytest.mark.parametrize("decode, what", [(wire.decode_ping, "ping"), (wire.decode_ping_answer, "ping answer"),
+                                          (wire.decode_calls_request, "calls request"), (wire.decode_bye, "goodbye"),
+                                          (wire.decode_error, "error frame")])
+def test_a_control_message_that_is_not_json_is_refused_by_its_own_name(decode, what):
+    wire_error(lambda: decode(b"[1"), f"malformed {what}: not a JSON object of the expected form")
+    wire_error(lambda: decode(b"[1]"), f"malformed {what}: not a JSON object")
