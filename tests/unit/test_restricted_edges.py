@@ -178,7 +178,7 @@ def _calls(n: int, k: int) -> bytes:
 def _builds(n: int, k: int) -> bytes:
     """A dict of ``n`` items, then ``k`` new listed objects, each given it as its state."""
     items = pickle.EMPTY_DICT + pickle.MEMOIZE + pickle.MARK
-    items += b"".join(text(f"k{i}") + pickle.NONE for i in range(n)) + pickle.SETITEMS
+    items += b"".join(text(f"k{i}") + pickle.NONE for i in range(2 * n)) + pickle.SETITEMS
     build = (glob(__name__, "Listed") + pickle.EMPTY_TUPLE + pickle.NEWOBJ + pickle.BINGET + b"\x00"
              + pickle.BUILD + pickle.POP)
     return ops(items, build * k, pickle.NONE)
@@ -210,9 +210,9 @@ def test_each_state_is_charged_one_plus_its_length_and_each_new_object_one(k):
 
 def _int_calls(n: int, k: int, ex: bool = False) -> bytes:
     """``Many`` called ``k`` times with the same ``n`` int arguments (and, with ``ex``, by NEWOBJ_EX
-    with ``n`` keyword arguments too)."""
+    with ``2 * n`` keyword arguments too)."""
     args = pickle.MARK + (pickle.BININT1 + b"\x05") * n + pickle.TUPLE + pickle.MEMOIZE  # memo 1
-    kwargs = pickle.EMPTY_DICT + pickle.MARK + b"".join(text(f"k{i}") + pickle.NONE for i in range(n)) + \
+    kwargs = pickle.EMPTY_DICT + pickle.MARK + b"".join(text(f"k{i}") + pickle.NONE for i in range(2 * n)) + \
         pickle.SETITEMS + pickle.MEMOIZE  # memo 2
     head = glob(__name__, "Many") + pickle.MEMOIZE + pickle.POP + args + pickle.POP  # memo 0
     if ex:
@@ -233,7 +233,7 @@ def test_an_argument_without_a_length_costs_one(n):
 
 @pytest.mark.parametrize("n", [50, 200])
 def test_newobj_ex_is_charged_for_its_arguments_and_its_keywords(n):
-    k = max(k for k in range(1, 2000) if k * (1 + n + n) <= _budget(_int_calls(n, k, ex=True)))
+    k = max(k for k in range(1, 2000) if k * (1 + n + 2 * n) <= _budget(_int_calls(n, k, ex=True)))
 
     assert decode(_int_calls(n, k, ex=True)) is None
     refused(_int_calls(n, k + 1, ex=True), OVER_BUDGET)
