@@ -208,3 +208,9 @@ def test_printable_is_non_empty_within_its_limit_without_controls(text, limit, o
 def test_a_control_message_that_is_not_json_is_refused_by_its_own_name(decode, what):
     wire_error(lambda: decode(b"[1"), f"malformed {what}: not a JSON object of the expected form")
     wire_error(lambda: decode(b"[1]"), f"malformed {what}: not a JSON object")
+
+
+def test_the_shortest_frames_get_past_their_length_checks_to_the_next_check():
+    wire_error(lambda: wire.decode_header(wire.MAGIC + V), "malformed header: not a JSON object of the expected form")
+    head, payload = wire.decode_whole(b"\x00\x00\x00\x00")
+    assert head == b"" and bytes(payload) == b""
