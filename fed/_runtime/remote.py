@@ -120,6 +120,8 @@ class FedRemoteClass(_Bindable):
             options = runtime.placement(party, {k: v for k, v in self._options.items() if k != "num_returns"},
                                         actor=True)
             handle = (cls.options(**options) if options else cls).remote(*args, **kwargs)
+        else:
+            runtime.push_args(args, kwargs, party)  # as for any call: the values it needs that this party owns
         return FedActorHandle(self._lazy.target, party, call_id, handle, runtime.session)
 
 
