@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -95,11 +96,12 @@ _CLUSTER_ENTRY_KEYS = ("address", "listen_addr")
 
 
 def _reject_unknown(kind: str, given: Mapping[str, Any], known: tuple[str, ...] | list[str]) -> None:
-    unknown = sorted(set(given) - set(known))
+    unknown = sorted(set(given) - set(known), key=str)
     if unknown:
-        raise ValueError(
-            f"unknown {kind} key(s) {unknown}; valid keys are {sorted(known)}"
-        )
+        hints = [f"did you mean {close[0]!r} for {key!r}?" for key in unknown if isinstance(key, str)
+                 and (close := difflib.get_close_matches(key, list(known), n=1, cutoff=0.6))]
+        raise ValueError(f"unknown {kind} key(s) {unknown}" + (f" ({' '.join(hints)})" if hints else "")
+                         + f"; valid keys are {sorted(known)}")
 
 
 def parse_address(address: Any, what: str) -> str:

@@ -78,6 +78,18 @@ def test_unknown_cluster_entry_key_and_unknown_party():
         build_config(party="carol", cluster=CLUSTER)
 
 
+def test_an_unknown_key_is_an_error_that_suggests_the_nearest_known_key():
+    with pytest.raises(ValueError) as info:
+        parse_comm({"timeout_ms": 1000})
+    assert "unknown cross_silo_comm key(s) ['timeout_ms'] (did you mean 'timeout_in_ms' for 'timeout_ms'?)" \
+        in str(info.value)
+    with pytest.raises(ValueError, match=r"did you mean 'barrier_on_initializing' for 'barrier_on_init'\?"):
+        build_config(party="alice", cluster=CLUSTER, config={"barrier_on_init": True})
+    with pytest.raises(ValueError) as info:
+        parse_comm({"zzz": 1, 7: 2})  # nothing near, and a key that is not even a str
+    assert "did you mean" not in str(info.value) and "valid keys are" in str(info.value)
+
+
 def test_exactly_one_form():
     with pytest.raises(ValueError, match="exactly one"):
         build_config(party="alice", cluster=CLUSTER, addresses={"alice": "h:1"})
