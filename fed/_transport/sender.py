@@ -44,6 +44,12 @@ _ROOM_LOG_EVERY_S = 5.0
 _TRIES_AT_ONCE = 64
 
 
+def jittered(wait: float) -> float:
+    """A wait of between half of ``wait`` and ``wait`` (so that pushes that failed together do not
+    all try again together, and no wait is longer than its backoff step says)."""
+    return wait * (0.5 + random.random() / 2)
+
+
 class Sender:
     """Holds one gRPC channel per peer for one job and pushes values over it."""
 
@@ -214,7 +220,7 @@ class Sender:
                 logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
                 wait, delay = delay, min(delay * 2, _DELAY_MAX_S)
             self.meter.add(dst, retries=1)
-            await asyncio.sleep(wait * (1 + random.random()))
+            await asyncio.sleep(jittered(wait))
 
     def _turns(self, dst: str) -> asyncio.Semaphore:
         """At most ``_TRIES_AT_ONCE`` tries of pushes to ``dst`` run at once; the others queue here,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fed._transport.sender import _Window
+from fed._transport.sender import _Window, jittered
 
 
 def test_a_receiver_that_acknowledges_more_than_it_got_does_not_open_the_senders_window():
@@ -24,3 +24,10 @@ def test_a_receiver_that_acknowledges_more_than_it_got_does_not_open_the_senders
         await asyncio.wait_for(waiting, 1)
 
     asyncio.run(main())
+
+
+def test_a_retry_waits_between_half_its_backoff_step_and_the_step():
+    waits = [jittered(1.0) for _ in range(2000)]
+
+    assert 0.5 <= min(waits) and max(waits) <= 1.0  # "at most a second apart" while there is no room
+    assert max(waits) - min(waits) > 0.4  # and spread, so that pushes that failed together part
