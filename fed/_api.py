@@ -10,6 +10,7 @@ from typing import Any
 
 import ray
 
+from fed import _logs as logs
 from fed._config import FedConfig, build_config
 from fed._exceptions import FedError, FedRemoteError
 from fed._runtime import context, excepthook, single
@@ -62,11 +63,11 @@ def init(
     """
     if context.active() is not None:
         raise RuntimeError("fed is already initialised in this process; call fed.shutdown() first")
-    _setup_logging(logging_level)
+    level = logs.setup(logging_level)
     if sending_failure_handler is not None and not callable(sending_failure_handler):
         raise ValueError("sending_failure_handler must be a callable taking the exception")
     cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
-                       tls_config=tls_config, job_name=job_name, types=registry.snapshot())
+                       tls_config=tls_config, job_name=job_name, types=registry.snapshot(), logging_level=level)
     _warn_ignored(cfg)
     registry.freeze(cfg.party)
     try:
@@ -92,19 +93,6 @@ def _warn_ignored(cfg: FedConfig) -> None:
         logger.warning("serializing_allowed_list entries ignored: %s. Arrays, tensors and standard types "
                        "cross through fed's own codec; see README, 'Values from other parties'",
                        "; ".join(ignored))
-
-
-def _setup_logging(level: str | int) -> None:
-    """Set fed's log level; print fed's logs to stderr unless the application configured logging."""
-    fed_logger = logging.getLogger("fed")
-    try:
-        fed_logger.setLevel(level.upper() if isinstance(level, str) else level)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid logging_level {level!r}: use debug, info, warning or error") from exc
-    if not fed_logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        fed_logger.addHandler(handler)
 
 
 def _start_multi(cfg: FedConfig, address: str | None,

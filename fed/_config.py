@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class FedConfig:
     barrier_on_initializing: bool = True
     audit_log_file: str | None = None
     types: Types = NONE  # fed.register_type's registrations when fed.init ran
+    logging_level: int = logging.INFO  # fed's log level, also in the receiver and sender actors
 
     @property
     def peers(self) -> list[str]:
@@ -202,6 +204,7 @@ def build_config(
     tls_config: Mapping[str, Any] | None = None,
     job_name: str | None = None,
     types: Types = NONE,
+    logging_level: int = logging.INFO,
 ) -> FedConfig:
     """Normalise either form of ``fed.init`` arguments into a ``FedConfig``."""
     if (cluster is None) == (addresses is None):
@@ -245,4 +248,5 @@ def build_config(
         barrier_on_initializing=barrier,
         audit_log_file=audit_log_file,
         types=types,
+        logging_level=logging_level,
     )

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from fed import _logs as logs
 from fed._config import FedConfig
 from fed._exceptions import FedDivergenceError, FedError, FedRemoteError
 from fed._runtime.call_log import CallLog
@@ -50,6 +51,7 @@ class Receiver:
     """
 
     def __init__(self, config: FedConfig) -> None:
+        logs.setup(config.logging_level)  # in its own actor process too
         self._config = config
         comm = config.comm
         self._policy = make_policy(config.types, comm.serializing_allowed_list, comm.allow_unsafe_deserialization)

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import grpc
 
+from fed import _logs as logs
 from fed._config import FedConfig
 from fed._exceptions import FedSendError, seen_elsewhere
 from fed._security.server_proof import Checker
@@ -54,6 +55,7 @@ class Sender:
     """Holds one gRPC channel per peer for one job and pushes values over it."""
 
     def __init__(self, config: FedConfig) -> None:
+        logs.setup(config.logging_level)  # in its own actor process too
         self._config = config
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._metadata = tuple((k.lower(), v) for k, v in (config.comm.http_header or {}).items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from harness import addresses, assert_ok, run_script
 
@@ -32,6 +33,8 @@ def test_ten_thousand_small_and_a_hundred_large_values_in_flight_with_bounded_me
     assert received["total"]["refused"] > 0
     assert sent["peers"]["bob"]["retries"] > 0
     assert "wait for room" in alice
+    # bob's receiver actor logs at the level bob's fed.init was given (info): it asked alice to wait
+    assert re.search(r"asked \S+ to wait: party 'bob' already holds \d+ bytes", bob), bob[-3000:]
     # What bob's receiver held never passed the cap by more than the one value his program
     # waited for (let in beyond the cap so that early values cannot keep it out).
     assert received["waiting"]["peak_bytes"] <= (CAP_MB + LARGE_MB) * MB + MB
