@@ -178,7 +178,7 @@ def _calls(n: int, k: int) -> bytes:
 def _builds(n: int, k: int) -> bytes:
     """A dict of ``n`` items, then ``k`` new listed objects, each given it as its state."""
     items = pickle.EMPTY_DICT + pickle.MEMOIZE + pickle.MARK
-    items += b"".join(text(f"k{i}") + pickle.NONE for i in range(2 * n)) + pickle.SETITEMS
+    items += b"".join(text(f"k{i}") + pickle.NONE for i in range(n)) + pickle.SETITEMS
     build = (glob(__name__, "Listed") + pickle.EMPTY_TUPLE + pickle.NEWOBJ + pickle.BINGET + b"\x00"
              + pickle.BUILD + pickle.POP)
     return ops(items, build * k, pickle.NONE)
