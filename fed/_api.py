@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -95,6 +97,19 @@ def _warn_ignored(cfg: FedConfig) -> None:
                        "; ".join(ignored))
 
 
+def _let_fed_interrupt_main() -> None:
+    """exit_on_sending_failure stops the program as Ctrl+C does (``_thread.interrupt_main``), which
+    Python delivers only while SIGINT has its handler. A process started in the background of a
+    shell (``cmd &``, nohup) starts with SIGINT ignored: then fed.init gives it Python's default
+    handler back, and says so."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        logger.warning("exit_on_sending_failure is set and SIGINT was ignored in this process: fed restored "
+                       "Python's Ctrl+C handler so that a failed push can stop the program")
+
+
 def _start_multi(cfg: FedConfig, address: str | None,
                  on_failure: Callable[[BaseException], None] | None) -> context.Runtime:
     """This process is one party: start (or use) Ray, the receiver and the sender."""
@@ -106,6 +121,8 @@ def _start_multi(cfg: FedConfig, address: str | None,
     if cfg.comm.allow_unsafe_deserialization:
         logger.warning("allow_unsafe_deserialization is set: values from other parties are unpickled "
                        "without an allow-list, so any peer can run code in party %r", cfg.party)
+    if cfg.comm.exit_on_sending_failure:
+        _let_fed_interrupt_main()
     owns_ray = not ray.is_initialized()
     if owns_ray:
         ray.init(address=address or "local")

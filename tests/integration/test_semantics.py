@@ -48,8 +48,9 @@ def test_a_taken_port_is_a_clear_error():
     assert "PORT TAKEN" in parties["alice"].output
 
 
-def test_exit_on_sending_failure_calls_the_handler_and_stops_the_party():
-    parties = run_script("send_failure.py", addresses("alice", "bob"), parties=["alice"], timeout=120)
+@pytest.mark.parametrize("sigint", ["handled", "ignored"])
+def test_exit_on_sending_failure_calls_the_handler_and_stops_the_party(sigint):
+    parties = run_script("send_failure.py", addresses("alice", "bob"), sigint, parties=["alice"], timeout=120)
 
     out = parties["alice"].output
     assert parties["alice"].returncode != 0, out

@@ -52,6 +52,8 @@ def big():
 
 def main() -> None:
     party, addrs, (mode,) = args()
+    if mode == "interrupted":  # Ctrl+C reaches a program started from a terminal, whatever started this test
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     liveness = 60_000 if mode in ("raises", "interrupted", "shutdown_in_except", "finished") else 5000
     fed.init(address="local", cluster=cluster(addrs), party=party,
              config={"cross_silo_comm": {"liveness_timeout_in_ms": liveness}})

@@ -1,7 +1,11 @@
-"""A push that cannot be delivered: the handler is called and, with exit_on_sending_failure, the party stops."""
+"""A push that cannot be delivered: the handler is called and, with exit_on_sending_failure, the party stops.
+
+``handled``: SIGINT has Python's handler, as in a program started from a terminal; ``ignored``: it
+starts ignored, as in a program started in the background of a shell (``cmd &``, nohup)."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 from common import add, args, cluster, make
@@ -10,7 +14,8 @@ import fed
 
 
 def main() -> None:
-    party, addrs, _ = args()
+    party, addrs, (sigint,) = args()
+    signal.signal(signal.SIGINT, signal.default_int_handler if sigint == "handled" else signal.SIG_IGN)
     comm = {"timeout_in_ms": 2000, "exit_on_sending_failure": True}
     fed.init(address="local", cluster=cluster(addrs), party=party,
              config={"cross_silo_comm": comm, "barrier_on_initializing": False},
