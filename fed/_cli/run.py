@@ -181,7 +181,11 @@ def _signal_group(party: _Party, sig: signal.Signals) -> None:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM to the launcher like Ctrl-C (only possible in the main thread)."""
+    """Treat SIGTERM to the launcher like Ctrl-C (only possible in the main thread).
+
+    A launcher started in the background of a shell (``fed run ... &``, nohup) starts with SIGINT
+    ignored, and its parties would inherit that: the SIGINT that stops them would do nothing. So
+    while parties run, SIGINT has Python's handler here, and the parties start with it too."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -190,7 +194,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        if previous_int is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -118,7 +118,10 @@ def test_run_kills_processes_a_party_left_behind(tmp_path: Path) -> None:
     assert not any(map(_is_running, pids))
 
 
-def test_sigterm_to_the_launcher_interrupts_every_party(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["from_a_terminal", "in_the_background"])
+def test_sigterm_to_the_launcher_interrupts_every_party(tmp_path: Path, sigint) -> None:
+    # A launcher started in the background of a shell starts with SIGINT ignored; its parties
+    # must still get the SIGINT that stops them.
     script = _script(tmp_path, BOB_FAILS)
     pid_file = tmp_path / "alice.pid"
     launcher = subprocess.Popen(
@@ -127,6 +130,7 @@ def test_sigterm_to_the_launcher_interrupts_every_party(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
     alice_pid = int(_wait_for_file(pid_file))
 
