@@ -3,22 +3,14 @@ own words, and each limit admits its last value."""
 
 from __future__ import annotations
 
-import msgpack
 import numpy as np
 import pytest
+from codec_payloads import M, one
 
-from fed._serialization import codec, records, tags
+from fed._serialization import codec, tags
 from fed._serialization.arrays import MAX_DIMS, dtype_from_wire
 from fed._serialization.errors import DecodeError
 from fed._serialization.policy import Policy
-
-M = tags.EXTS
-
-
-def one(obj, *oob: bytes) -> list[memoryview]:
-    out = bytearray()
-    records.add(out, records.VALUE, msgpack.packb(obj, use_bin_type=True))
-    return [memoryview(out), *(memoryview(bytearray(b)) for b in oob)]
 
 
 def array(dtype, shape, data, fortran=False):

@@ -11,6 +11,7 @@ import fractions
 
 import msgpack
 import pytest
+from codec_payloads import M, one, raw
 
 from fed._serialization import codec, records, tags
 from fed._serialization.decoder import MAX_COLLIDING_KEYS
@@ -18,22 +19,8 @@ from fed._serialization.encoder import MAX_DECIMAL_CHARS, MAX_INT_BYTES
 from fed._serialization.errors import DecodeError
 from fed._serialization.policy import Policy
 
-M = tags.EXTS
 P = msgpack.packb
 TD = [M[tags.TIMEDELTA], 0, 3600, 0]
-
-
-def one(obj, *oob: bytes) -> list[memoryview]:
-    out = bytearray()
-    records.add(out, records.VALUE, P(obj, use_bin_type=True))
-    return [memoryview(out), *(memoryview(bytearray(b)) for b in oob)]
-
-
-def raw(*recs: tuple[int, bytes]) -> list[memoryview]:
-    out = bytearray()
-    for op, body in recs:
-        records.add(out, op, body)
-    return [memoryview(out)]
 
 
 def decode(segments, copied=()):

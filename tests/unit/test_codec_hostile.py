@@ -12,27 +12,13 @@ import struct
 import msgpack
 import numpy as np
 import pytest
+from codec_payloads import M, glob, one, ops, pickled, raw, text
 
 from fed._serialization import codec, records, registry, tags
 from fed._serialization.errors import DecodeError
 from fed._serialization.policy import Policy, make_policy
 
-M = tags.EXTS
 SECRET = "SECRET-3f9a"  # put in payloads; must never appear in a public error text
-
-
-def one(obj, *oob: bytes) -> list[memoryview]:
-    """Segments of a payload whose records are one VALUE document of ``obj``."""
-    out = bytearray()
-    records.add(out, records.VALUE, msgpack.packb(obj, use_bin_type=True))
-    return [memoryview(out), *(memoryview(bytearray(b)) for b in oob)]
-
-
-def raw(*recs: tuple[int, bytes], oob: tuple[bytes, ...] = ()) -> list[memoryview]:
-    out = bytearray()
-    for op, body in recs:
-        records.add(out, op, body)
-    return [memoryview(out), *(memoryview(bytearray(b)) for b in oob)]
 
 
 DEFAULT = Policy()
@@ -179,24 +165,6 @@ class Listed:
 
 
 LISTED = make_policy(registry.NONE, {__name__: ["Listed"]}, unsafe=False)
-
-
-def pickled(stream: bytes, objects=()) -> list[memoryview]:
-    return one([M[tags.PICKLED], stream, list(objects)])
-
-
-def ops(*parts: bytes) -> bytes:
-    """A protocol-4 pickle stream from raw opcodes."""
-    return b"\x80\x04" + b"".join(parts) + b"."
-
-
-def glob(module: str, name: str) -> bytes:
-    return (pickle.SHORT_BINUNICODE + bytes([len(module)]) + module.encode() + pickle.SHORT_BINUNICODE
-            + bytes([len(name)]) + name.encode() + pickle.STACK_GLOBAL)
-
-
-def text(s: str) -> bytes:
-    return pickle.SHORT_BINUNICODE + bytes([len(s)]) + s.encode()
 
 
 @pytest.fixture

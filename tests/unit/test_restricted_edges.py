@@ -7,15 +7,14 @@ import pickle
 import struct
 import tracemalloc
 
-import msgpack
 import numpy as np
 import pytest
+from codec_payloads import M, glob, ops, pickled, text
 
-from fed._serialization import codec, records, registry, restricted, tags
+from fed._serialization import codec, registry, restricted, tags
 from fed._serialization.errors import DecodeError, EncodeError
 from fed._serialization.policy import Policy, make_policy
 
-M = tags.EXTS
 ARRAY = [M[tags.NDARRAY], "|u1", [1], False, b"\x07"]
 
 
@@ -43,24 +42,6 @@ class Deep:
 
 
 LISTED = make_policy(registry.NONE, {__name__: ["Listed", "Many", "helper", "Alias", "Deep"]}, unsafe=False)
-
-
-def pickled(stream: bytes, objects=()) -> list[memoryview]:
-    out = bytearray()
-    records.add(out, records.VALUE, msgpack.packb([M[tags.PICKLED], stream, list(objects)], use_bin_type=True))
-    return [memoryview(out)]
-
-
-def ops(*parts: bytes) -> bytes:
-    return b"\x80\x04" + b"".join(parts) + b"."
-
-
-def text(s: str) -> bytes:
-    return pickle.SHORT_BINUNICODE + bytes([len(s)]) + s.encode()
-
-
-def glob(module: str, name: str) -> bytes:
-    return text(module) + text(name) + pickle.STACK_GLOBAL
 
 
 def decode(stream: bytes, objects=(), policy=LISTED):

@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import sys
 
-import msgpack
 import pytest
+from codec_payloads import M, one
 
-from fed._serialization import codec, records, tags
+from fed._serialization import codec, tags
 from fed._serialization.arrays import MAX_DIMS
 from fed._serialization.errors import DecodeError
 from fed._serialization.policy import Policy
 
-M = tags.EXTS
 MALFORMED = "malformed tensor"
-
-
-def one(obj) -> list[memoryview]:
-    out = bytearray()
-    records.add(out, records.VALUE, msgpack.packb(obj, use_bin_type=True))
-    return [memoryview(out)]
 
 
 def array(dtype, shape, data):
