@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import logging
 import signal
 import sys
@@ -30,6 +31,7 @@ logger = logging.getLogger("fed")
 _atexit_registered = False
 _warned_no_tls = False
 _last_audit: AuditLog | None = None
+_BARRIER_LOOK_S = 0.5  # how often fed.init's barrier asks the receiver which peers reached it
 
 
 def init(
@@ -162,15 +164,30 @@ def _start_proxies(cfg: FedConfig, owns_ray: bool,
         if comm.send_resource_label:
             _placed(sender.ready(), "sender", comm.send_resource_label, comm.timeout_in_ms)
         if cfg.barrier_on_initializing:
-            for answer in [sender.ping(p) for p in cfg.peers]:
-                answer.result()
-            ray.get(receiver.peers_started.remote(cfg.peers))
+            _barrier(cfg.peers, sender, receiver)
     except Exception as exc:
         if sender is not None:
             sender.stop(timeout=5)
         ray.kill(receiver)
         raise _public(exc) from None
     return context.Runtime(cfg, sender, receiver, owns_ray, on_failure)
+
+
+def _barrier(peers: list[str], sender: Any, receiver: Any) -> None:
+    """Wait until every peer is present: it answers a ping, or it has already reached this party
+    (pinged, pushed or said goodbye; a fast peer may finish its program before this one gets
+    here). A peer that does neither within ``timeout_in_ms`` fails ``fed.init``."""
+    pending = {peer: sender.ping(peer) for peer in peers}
+    while pending:
+        concurrent.futures.wait(pending.values(), timeout=_BARRIER_LOOK_S,
+                                return_when=concurrent.futures.FIRST_EXCEPTION)
+        for peer in ray.get(receiver.heard_from.remote(list(pending))):
+            pending.pop(peer).cancel()
+        for peer, answer in list(pending.items()):
+            if answer.done():
+                answer.result()  # raises if the peer did not answer in time
+                del pending[peer]
+    ray.get(receiver.peers_started.remote(peers))
 
 
 def _placed(ready: Any, what: str, label: Any, timeout_ms: int) -> None:

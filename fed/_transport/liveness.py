@@ -58,8 +58,11 @@ class PeerWatch:
         self._checker = Checker(config.tls.ca_cert, config.job_name, config.party) if config.tls else None
 
     def seen(self, party: str) -> None:
-        """``party`` is known to have started (it answered or pushed)."""
+        """``party`` is known to have started (it answered, pinged, pushed or said goodbye)."""
         self._seen.add(party)
+
+    def has_seen(self, party: str) -> bool:
+        return party in self._seen
 
     def gone(self, party: str) -> Gone | None:
         return self._gone.get(party)

@@ -146,6 +146,10 @@ class Receiver:
         """Wait up to ``timeout`` s for the values this party asked for; how many never came."""
         return await self._box.settle(timeout)
 
+    def heard_from(self, parties: list[str]) -> list[str]:
+        """Which of ``parties`` have reached this party: pinged it, pushed to it or said goodbye."""
+        return [party for party in parties if self._peers.has_seen(party)]
+
     def peers_started(self, parties: list[str]) -> None:
         """These peers answered at ``fed.init``: from now on, silence for ``liveness_timeout_in_ms`` is loss."""
         for party in parties:
@@ -187,6 +191,7 @@ class Receiver:
         try:
             job, src, theirs = _control(wire.decode_ping, request)
             check_source(self._config, job, src, context.auth_context())
+            self._peers.seen(src)
             return ping_answer(self._config, self._calls, theirs)
         except Refused as refused:
             await self._refuse(refused, context)
@@ -213,6 +218,7 @@ class Receiver:
                 raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty goodbye")
             job, src, kind, error_type, cause = _control(wire.decode_bye, request)
             check_source(self._config, job, src, context.auth_context())
+            self._peers.seen(src)
             self._peers.mark_gone(src, Gone(kind, error_type, cause))
             return b"ok"
         except Refused as refused:

@@ -125,13 +125,13 @@ def report(parties: list[Party]) -> str:
 
 def run_script(script: str, addrs: dict[str, str], *args: str, parties: list[str] | None = None,
                timeout: float = 240, delays: dict[str, float] | None = None,
-               wait_for: list[str] | None = None) -> dict[str, Party]:
-    """Run ``scripts/<script>`` once per party as ``script PARTY ADDRESSES_JSON *args``, wait for
-    every party (or those in ``wait_for``) to exit; kill all at the end."""
+               wait_for: list[str] | None = None, python: str = sys.executable) -> dict[str, Party]:
+    """Run ``scripts/<script>`` once per party as ``script PARTY ADDRESSES_JSON *args`` (with
+    ``python``), wait for every party (or those in ``wait_for``) to exit; kill all at the end."""
     started: list[Party] = []
     try:
         for name in parties or list(addrs):
-            argv = [sys.executable, str(SCRIPTS / script), name, json.dumps(addrs), *args]
+            argv = [python, str(SCRIPTS / script), name, json.dumps(addrs), *args]
             started.append(start(name, argv, (delays or {}).get(name, 0.0)))
         wait_all([p for p in started if wait_for is None or p.name in wait_for], timeout)
         return {p.name: p for p in started}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from faultproxy import FaultProxy
 from harness import ROOT, SCRIPTS, addresses, assert_ok, kill, report, run_script, start, wait_all
 
 from fed._security.certs import make_certs
@@ -82,3 +83,16 @@ def test_quick_start_through_fed_run(tmp_path, tls):
     assert "[alice] The result in party alice is 5" in proc.stdout
     assert "[bob] The result in party bob is 5" in proc.stdout
     assert ("parties are not authenticated" in proc.stdout + proc.stderr) != tls
+
+
+def test_a_peer_that_finished_before_this_party_got_to_its_barrier_counts_as_present():
+    """alice pings bob, pushes to him and says goodbye while bob's fed.init cannot reach her (his
+    route to her refuses every connection): bob passes the barrier on what reached him."""
+    addrs = addresses("alice", "bob")
+    with FaultProxy(addrs["alice"]) as route:
+        route.refuse()
+        parties = run_script("fast_peer.py", addrs, route.address, delays={"bob": 3.0}, timeout=120)
+
+    assert_ok(parties)
+    assert "bob PASSED THE BARRIER" in parties["bob"].output
+    assert "bob RESULT 6" in parties["bob"].output
