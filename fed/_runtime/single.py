@@ -73,7 +73,7 @@ class Crossing:
         except Exception as exc:  # noqa: BLE001 - the producing task failed: others see FedRemoteError
             raise seen_elsewhere(exc, src, self._expose) from None
         try:
-            segments, copied = codec.encode(value, self._policy.types)
+            segments, copied = codec.encode(value, self._policy.types, by_value=self._policy.unsafe)
         except codec.EncodeError as exc:
             raise FedSendError(f"value {object_id} ({fingerprint}) cannot leave party {src!r}: {exc}") from None
         size = wire.layout(s.nbytes for s in segments)[-1]

@@ -24,10 +24,11 @@ SEGMENT_COST = 256  # bytes this party holds per segment besides its data (a mem
 __all__ = ["NAME", "DecodeError", "EncodeError", "Encoded", "Policy", "decode", "encode", "holding_bound"]
 
 
-def encode(value: Any, types: Types = NONE) -> Encoded:
+def encode(value: Any, types: Types = NONE, by_value: bool = False) -> Encoded:
     """Segments of ``value`` and which are copied out at the receiver (``EncodeError`` if it holds
-    something fed cannot carry)."""
-    return encoder.encode(value, types)
+    something fed cannot carry). ``by_value``: pickle the rest with cloudpickle (only for peers
+    that set ``allow_unsafe_deserialization``)."""
+    return encoder.encode(value, types, by_value)
 
 
 def decode(segments: list[memoryview], policy: Policy, copied: tuple[int, ...] = ()) -> Any:

@@ -40,8 +40,9 @@ _TUPLE = _E[tags.TUPLE]
 class Encoder:
     """Encodes one value (use ``encode``)."""
 
-    def __init__(self, types: Types) -> None:
+    def __init__(self, types: Types, by_value: bool = False) -> None:
         self._types = types
+        self._by_value = by_value
         self.segments: list[memoryview] = [memoryview(b"")]
         self.copied: list[int] = []  # segments the receiver copies out (bytes, str) rather than views
         self._packer = _packer()
@@ -116,6 +117,9 @@ class Encoder:
             return arrays.scalar_to_wire(obj)
         if arrays.is_tensor(obj):
             return arrays.tensor_to_wire(obj, self.oob)
+        if self._by_value:  # allow_unsafe_deserialization: anything else as Ray would move it
+            stream, carried = restricted.dumps_by_value(obj, lambda x: self._carried(x, depth))
+            return [_E[tags.PICKLED], self.tree(stream, depth), carried]
         if isinstance(obj, np.ndarray):
             raise EncodeError(f"{type(obj).__module__}.{type(obj).__qualname__} (a numpy array subclass) is not "
                               "carried: send np.asarray(x), plus what else you need as separate values")
@@ -266,9 +270,11 @@ class Encoded(NamedTuple):
     copied: tuple[int, ...]
 
 
-def encode(value: Any, types: Types) -> Encoded:
-    """Segments of ``value``: the records, then each out-of-band buffer (none copied)."""
-    encoder = Encoder(types)
+def encode(value: Any, types: Types, by_value: bool = False) -> Encoded:
+    """Segments of ``value``: the records, then each out-of-band buffer (none copied). With
+    ``by_value`` (``allow_unsafe_deserialization``), what the codec does not carry is pickled with
+    cloudpickle, classes and functions by value, as Ray moves them."""
+    encoder = Encoder(types, by_value)
     tree = encoder.tree(value)
     encoder.segments[0] = encoder.records(tree)
     return Encoded(encoder.segments, tuple(encoder.copied))

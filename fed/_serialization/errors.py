@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class EncodeError(TypeError):
-    """A value fed's codec cannot carry; the message says what to do instead."""
+    """A value fed's codec cannot carry; the message says what to do instead.
+
+    ``public`` is what the peer that waits for the value is told: the same text without what an
+    exception raised while pickling it said (that may come from the program's own code).
+    """
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = message if public is None else public
 
 
 class DecodeError(ValueError):

@@ -28,9 +28,12 @@ import pickle
 import pickletools
 import re
 import struct
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import cloudpickle
 
 from fed._security.untrusted import clip
 from fed._serialization.errors import DecodeError, EncodeError
@@ -112,9 +115,9 @@ def compile_allowed(listed: Mapping[str, Iterable[str]] | None) -> tuple[Allowed
     return Allowed(names, frozenset(star)), ignored
 
 
-class Pickler(pickle.Pickler):
-    """Pickles one object; arrays, numpy scalars, tensors and registered types become persistent ids
-    (``carried(obj)`` returns their wire form, or None for everything else)."""
+class _Carrying:
+    """Arrays, numpy scalars, tensors and registered types inside a pickled object become
+    persistent ids (``carried(obj)`` returns their wire form, or None for everything else)."""
 
     def __init__(self, file: io.BytesIO, carried: Callable[[Any], Any]) -> None:
         super().__init__(file, protocol=5)
@@ -129,16 +132,41 @@ class Pickler(pickle.Pickler):
         return len(self.objects) - 1
 
 
+class Pickler(_Carrying, pickle.Pickler):
+    """Pickles one object, classes by reference (the receiver resolves them by name)."""
+
+
+class ByValuePickler(_Carrying, cloudpickle.Pickler):
+    """Pickles one object with cloudpickle (``dumps_by_value``)."""
+
+
 def dumps(obj: Any, carried: Callable[[Any], Any]) -> tuple[bytes, list[Any]]:
     """The pickle stream of ``obj`` and the wire forms of the objects its persistent ids name."""
+    return _dump(Pickler, obj, carried)
+
+
+def dumps_by_value(obj: Any, carried: Callable[[Any], Any]) -> tuple[bytes, list[Any]]:
+    """As ``dumps``, with cloudpickle: classes and functions defined in ``__main__`` or inside a
+    function travel by value, as Ray moves them. Only a peer that unpickles anything
+    (``allow_unsafe_deserialization``) can load them."""
+    return _dump(ByValuePickler, obj, carried)
+
+
+def _dump(kind: type[pickle.Pickler], obj: Any, carried: Callable[[Any], Any]) -> tuple[bytes, list[Any]]:
     stream = io.BytesIO()
-    pickler = Pickler(stream, carried)
+    pickler = kind(stream, carried)
     try:
         pickler.dump(obj)
     except Exception as exc:  # noqa: BLE001 - pickle raises many kinds
-        raise EncodeError(f"fed's codec does not carry {type(obj).__module__}.{type(obj).__qualname__} and it "
-                          f"cannot be pickled either ({type(exc).__name__}: {clip(str(exc), 200)}). Register it "
-                          "with fed.register_type at both parties, or send plain data (dicts, lists, arrays)") from None
+        cls = type(obj)
+        what = f"fed's codec does not carry {cls.__module__}.{cls.__qualname__} and it cannot be pickled"
+        todo = ("Register it with fed.register_type at both parties, or send plain data (dicts, lists, arrays)"
+                if kind is Pickler else "Send plain data (dicts, lists, arrays) instead")
+        if kind is Pickler and getattr(sys.modules.get(cls.__module__), cls.__qualname__, None) is not cls:
+            todo = ("Its class cannot be found by its name (it is defined inside a function, or a task made it): "
+                    f"define it at the top level of a module both parties import, and {todo[0].lower()}{todo[1:]}")
+        raise EncodeError(f"{what} either ({type(exc).__name__}: {clip(str(exc), 200)}). {todo}",
+                          public=f"{what} either ({type(exc).__name__}). {todo}") from None
     return stream.getvalue(), pickler.objects
 
 

@@ -121,10 +121,12 @@ class Sender:
             codec_name, segments = "error", [memoryview(self._error_frame(exc))]
         else:
             try:
-                segments, copied = codec.encode(value, cfg.types)
+                segments, copied = codec.encode(value, cfg.types, by_value=cfg.comm.allow_unsafe_deserialization)
                 codec_name = codec.NAME
             except codec.EncodeError as exc:
-                unencodable = FedSendError(f"value {object_id} ({fingerprint}) cannot be sent to {dst!r}: {exc}")
+                why = f"value {object_id} ({fingerprint}) cannot be sent to {dst!r}"
+                unencodable = FedSendError(f"{why}: {exc}")
+                told = unencodable if cfg.comm.expose_error_trace else FedSendError(f"{why}: {exc.public}")
                 codec_name, segments = "error", None
         header = wire.Header(job=cfg.job_name, src=cfg.party, dst=dst, object_id=object_id,
                              fingerprint=fingerprint, codec=codec_name,
@@ -133,7 +135,7 @@ class Sender:
         ready = time.monotonic()
         if unencodable is not None:  # the peer is told instead, so it does not wait for the value
             self.meter.add(dst, refusals=1, failures=1)
-            await self._push(dst, *self._error_notice(header, unencodable))
+            await self._push(dst, *self._error_notice(header, told))
             raise unencodable
         if header.total_size > limit:
             self.meter.add(dst, refusals=1, failures=1)

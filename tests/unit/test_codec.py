@@ -213,6 +213,50 @@ def test_what_fed_cannot_carry_is_an_encode_error_that_says_what_to_do(value, ma
         codec.encode(value)
 
 
+class _Leaky:
+    def __getstate__(self):
+        raise ValueError("patient-record-4711")
+
+
+def _made_in_a_function():
+    class Local:
+        def __init__(self, x):
+            self.x = x
+    return Local(3)
+
+
+def test_what_the_peer_is_told_of_an_encode_error_leaves_out_what_pickling_said():
+    with pytest.raises(EncodeError) as info:
+        codec.encode({"model": _Leaky()})
+
+    assert "patient-record-4711" in str(info.value)  # this party's own log and handler
+    assert "patient-record-4711" not in info.value.public
+    assert info.value.public == (f"fed's codec does not carry {__name__}._Leaky and it cannot be pickled either "
+                                 "(ValueError). Register it with fed.register_type at both parties, or send plain "
+                                 "data (dicts, lists, arrays)")
+
+
+def test_a_class_that_cannot_be_found_by_its_name_is_named_as_such():
+    with pytest.raises(EncodeError) as info:
+        codec.encode(_made_in_a_function())
+
+    assert "Its class cannot be found by its name (it is defined inside a function" in info.value.public
+    assert "Can't pickle" not in info.value.public and "Can't pickle" in str(info.value)
+
+
+def test_by_value_a_class_made_in_a_function_crosses_to_a_party_that_unpickles_anything():
+    array = np.arange(5.0)
+    segments, copied = codec.encode([_made_in_a_function(), array], by_value=True)
+
+    got, same_array = codec.decode(segments, Policy(unsafe=True), copied)
+    assert got.x == 3 and type(got).__name__ == "Local"
+    assert np.array_equal(same_array, array)  # arrays still cross as fed's own data
+    with pytest.raises(DecodeError, match="class this party does not accept"):
+        codec.decode(segments, Policy(), copied)  # a party without allow_unsafe_deserialization refuses it
+    with pytest.raises(EncodeError, match="Send plain data"):
+        codec.encode(__import__("threading").Lock(), by_value=True)
+
+
 def test_long_bytes_and_str_are_declared_copied_and_may_only_be_read_as_such():
     encoded = codec.encode({"b": b"x" * 100_000, "s": "y" * 100_000, "a": np.ones(100_000)})
 
