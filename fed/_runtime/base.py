@@ -43,6 +43,16 @@ class RuntimeBase:
             self.calls.add(fingerprint)
             return self._next_call_id, fingerprint
 
+    def arguments(self, args: tuple, kwargs: dict, party: str) -> tuple[tuple, dict]:
+        """The arguments of a call at ``party``, before the call is numbered: resolved to Ray
+        ObjectRefs if it runs here, else unchanged once this party pushed what it owns of them.
+        Pushes go before the call's number, so that whoever learns of the call (``share_calls``)
+        learns of its pushes too (``fed._transport.pushed``)."""
+        if self.runs_here(party):
+            return self.resolve(args, kwargs, party)
+        self.push_args(args, kwargs, party)
+        return args, kwargs
+
     def check_party(self, party: str) -> None:
         """A call names one of the configured parties."""
         if party not in self.config.addresses:

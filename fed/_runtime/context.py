@@ -34,16 +34,22 @@ class Runtime(RuntimeBase):
         self.receiver = receiver
         self._failure_handler = sending_failure_handler
         self._sends = SendWatcher(self._send_failed)
+        # Pushes started and failed since the receiver was last told (see ``fed._transport.pushed``).
+        self._started: list[tuple[str, str]] = []
+        self._failed: list[tuple[str, str]] = []
 
     def runs_here(self, party: str) -> bool:
         return party == self.party
 
     def share_calls(self) -> None:
-        """Hand the calls made since last time to the receiver, which compares them with the peers'."""
+        """Hand the calls made and the pushes started or failed since last time to the receiver,
+        which compares the calls with the peers' and tells them which values will not come."""
         with self._lock:
             start, digests, fingerprints = self.calls.take_new()
-        if digests:
-            self.receiver.record_calls.remote(start, digests, fingerprints)
+            started, self._started = self._started, []
+            failed, self._failed = self._failed, []
+        if digests or started or failed:
+            self.receiver.record_calls.remote(start, digests, fingerprints, started, failed)
 
     def push(self, obj: FedObject, dst: str) -> None:
         """Send ``obj`` (owned here) to ``dst`` unless it was sent there already."""
@@ -52,6 +58,7 @@ class Runtime(RuntimeBase):
             if dst in obj._sent_to:
                 return
             obj._sent_to.add(dst)
+            self._started.append((dst, obj.object_id))
         started = time.time()
         push = self.sender.send(dst, obj.object_id, obj.fingerprint, obj._ref)
         push.add_done_callback(lambda done: self._audit_push(obj, dst, started, done))
@@ -64,6 +71,8 @@ class Runtime(RuntimeBase):
             sent = push.result()
             self.audit.record(**entry, nbytes=sent.nbytes, outcome="error" if sent.codec == "error" else "sent")
         else:
+            with self._lock:
+                self._failed.append((dst, obj.object_id))
             self.audit.record(**entry, outcome="failed", reason=str(error) or type(error).__name__)
 
     def _send_failed(self, exc: BaseException) -> None:
@@ -99,7 +108,8 @@ class Runtime(RuntimeBase):
             self.check_session(obj)
         with self._lock:
             new = list({id(obj): obj for obj in objects if obj._received is None}.values())
-            wanted = [(obj.owner, obj.object_id, obj.fingerprint) for obj in new]
+            asked_at = len(self.calls)  # the owner will have pushed them before its next call
+            wanted = [(obj.owner, obj.object_id, obj.fingerprint, asked_at) for obj in new]
             if len(new) == 1:
                 new[0]._received = self.receiver.get.remote(*wanted[0])
             elif new:
@@ -144,11 +154,13 @@ class Runtime(RuntimeBase):
                     self.push(obj, peer)
         self.receive([obj for obj in objects if obj.owner != self.party])
         refs = [obj._ref if obj.owner == self.party else obj._received for obj in objects]
-        try:
-            return ray.get(refs, timeout=_SHARE_CALLS_AFTER_S)
-        except ray.exceptions.GetTimeoutError:
-            self.share_calls()  # blocked: let the receiver compare this party's calls with its peers'
-            return ray.get(refs)
+        while True:
+            try:
+                return ray.get(refs, timeout=_SHARE_CALLS_AFTER_S)
+            except ray.exceptions.GetTimeoutError:
+                # Blocked: let the receiver compare this party's calls with its peers', and tell
+                # them which of their waits will not come.
+                self.share_calls()
 
     def stats(self) -> dict[str, Any]:
         """``fed.stats()``: the sender's and the receiver's counters, per peer."""

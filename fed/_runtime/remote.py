@@ -66,15 +66,17 @@ class _Bindable:
         self._lazy.get().options(**merged)  # Ray rejects unknown or invalid options here
         return type(self)(self._lazy, self._party, merged)
 
-    def _start_call(self) -> tuple[RuntimeBase, str, int, str]:
+    def _start_call(self, args: tuple, kwargs: dict) -> tuple[RuntimeBase, str, int, str, tuple, dict]:
+        """Check the party, handle the arguments (``RuntimeBase.arguments``), then number the call."""
         if self._party is None:
             name = self._lazy.target.__name__
             raise ValueError(f"say which party runs it: {name}.party('alice').remote(...)")
         runtime = context.current()
         runtime.check_party(self._party)
         name, party = _qualname(self._lazy.target), self._party
+        args, kwargs = runtime.arguments(args, kwargs, party)
         call_id, fingerprint = runtime.new_call(lambda call_id: f"{name}@{party}#{call_id}")
-        return runtime, party, call_id, fingerprint
+        return runtime, party, call_id, fingerprint, args, kwargs
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = self._lazy.target.__name__
@@ -95,15 +97,12 @@ class FedRemoteFunction(_Bindable):
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function at its party; returns FedObject(s) like Ray returns ObjectRef(s)."""
-        runtime, party, call_id, fingerprint = self._start_call()
         n = _check_num_returns(self._options)
+        runtime, party, call_id, fingerprint, args, kwargs = self._start_call(args, kwargs)
         refs = None
         if runtime.runs_here(party):
-            args, kwargs = runtime.resolve(args, kwargs, party)
             fn, options = self._lazy.get(), runtime.placement(party, self._options)
             refs = (fn.options(**options) if options else fn).remote(*args, **kwargs)
-        else:
-            runtime.push_args(args, kwargs, party)
         return _fed_objects(runtime, party, call_id, fingerprint, n, refs)
 
 
@@ -112,16 +111,13 @@ class FedRemoteClass(_Bindable):
 
     def remote(self, *args: Any, **kwargs: Any) -> FedActorHandle:
         """Create the actor at its party and return its handle (usable at every party)."""
-        runtime, party, call_id, fingerprint = self._start_call()
+        runtime, party, call_id, fingerprint, args, kwargs = self._start_call(args, kwargs)
         handle = None
         if runtime.runs_here(party):
-            args, kwargs = runtime.resolve(args, kwargs, party)
             cls = self._lazy.get()
             options = runtime.placement(party, {k: v for k, v in self._options.items() if k != "num_returns"},
                                         actor=True)
             handle = (cls.options(**options) if options else cls).remote(*args, **kwargs)
-        else:
-            runtime.push_args(args, kwargs, party)  # as for any call: the values it needs that this party owns
         return FedActorHandle(self._lazy.target, party, call_id, handle, runtime.session)
 
 
@@ -169,15 +165,13 @@ class FedActorMethod:
         runtime = context.current()
         runtime.check_session(actor)
         name = f"{_qualname(actor._cls)}.{self._name}"
-        call_id, fingerprint = runtime.new_call(lambda call_id: f"{name}@{actor.owner}#{call_id}")
         n = _check_num_returns(self._options)
+        args, kwargs = runtime.arguments(args, kwargs, actor.owner)
+        call_id, fingerprint = runtime.new_call(lambda call_id: f"{name}@{actor.owner}#{call_id}")
         refs = None
         if runtime.runs_here(actor.owner):
-            args, kwargs = runtime.resolve(args, kwargs, actor.owner)
             method = getattr(actor._ray_handle, self._name)
             refs = (method.options(**self._options) if self._options else method).remote(*args, **kwargs)
-        else:
-            runtime.push_args(args, kwargs, actor.owner)
         return _fed_objects(runtime, actor.owner, call_id, fingerprint, n, refs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

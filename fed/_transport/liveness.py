@@ -47,10 +47,14 @@ class Gone:
 class PeerWatch:
     """Goodbyes received and pings sent, per peer; ``on_gone(party)`` is called once per peer."""
 
-    def __init__(self, config: FedConfig, calls: CallLog, on_gone: Callable[[str], None]) -> None:
+    def __init__(self, config: FedConfig, calls: CallLog, on_gone: Callable[[str], None],
+                 waits: Callable[[str], list[tuple[str, int]]] = lambda party: [],
+                 on_will_not_come: Callable[[str, list[str], int], None] = lambda party, ids, calls: None) -> None:
         self._config = config
         self._calls = calls
         self._on_gone = on_gone
+        self._waits = waits  # party -> values this party waits for from it (object id, calls when asked)
+        self._on_will_not_come = on_will_not_come
         self._gone: dict[str, Gone] = {}
         self._watches: dict[str, asyncio.Task] = {}
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -125,10 +129,12 @@ class PeerWatch:
                                               grpc_setup.liveness_options(cfg.comm.liveness_timeout_in_ms))
             self._channels[party] = channel
         mine = len(self._calls)
+        waits = self._waits(party)
         try:
-            call = channel.unary_unary(wire.PING_METHOD)(wire.encode_ping(cfg.job_name, cfg.party, mine),
+            call = channel.unary_unary(wire.PING_METHOD)(wire.encode_ping(cfg.job_name, cfg.party, mine, waits),
                                                          timeout=timeout)
-            who, job, theirs, digest = wire.decode_ping_answer(await proven.answer(call, self._checker, party))
+            who, job, theirs, digest, never = wire.decode_ping_answer(
+                await proven.answer(call, self._checker, party))
         except grpc.aio.AioRpcError as exc:
             # Late over a live connection: the peer may be busy. Late while (re)connecting:
             # nothing answers at all.
@@ -145,6 +151,10 @@ class PeerWatch:
         both = min(mine, theirs)
         if both and digest != str(self._calls.digest(both)):
             await self._diverged(party, channel, both)
+        asked = {object_id for object_id, _ in waits}
+        never = [object_id for object_id in never if object_id in asked]  # only what this party asked
+        if never:
+            self._on_will_not_come(party, never, theirs)
         return "yes"
 
     async def _diverged(self, party: str, channel: grpc.aio.Channel, upto: int) -> None:
@@ -198,13 +208,13 @@ def gone_error(me: str, src: str, gone: Gone, object_id: str, fingerprint: str) 
     return FedPeerLostError(f"party {src!r} is lost ({gone.cause}); {what} will not come. Did its process die?")
 
 
-def ping_answer(config: FedConfig, calls: CallLog, theirs: int) -> bytes:
+def ping_answer(config: FedConfig, calls: CallLog, theirs: int, never: list[str] = ()) -> bytes:
     """Who answers (party, job) and, if the pinging party shared ``theirs`` calls, this party's
-    digest at the length both know."""
+    digest at the length both know; ``never``: values it asked about that will not come."""
     both = min(theirs, len(calls))
     if both > 0:
-        return wire.encode_ping_answer(config.party, config.job_name, len(calls), str(calls.digest(both)))
-    return wire.encode_ping_answer(config.party, config.job_name)
+        return wire.encode_ping_answer(config.party, config.job_name, len(calls), str(calls.digest(both)), never)
+    return wire.encode_ping_answer(config.party, config.job_name, len(calls) if never else None, None, never)
 
 
 def calls_answer(calls: CallLog, upto: int | None, call: int | None) -> bytes | None:

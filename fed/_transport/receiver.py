@@ -24,6 +24,7 @@ from fed._transport.admission import Refused, check_header, check_source, descri
 from fed._transport.liveness import Gone, PeerWatch, calls_answer, gone_error, ping_answer
 from fed._transport.mailbox import Arrived, Mailbox, NoRoom
 from fed._transport.metrics import Meter, node_id
+from fed._transport.pushed import Pushed
 
 logger = logging.getLogger("fed.receiver")
 
@@ -61,7 +62,9 @@ class Receiver:
         self._meter = Meter(config.job_name, config.party, "received")
         self._box = Mailbox(config.party, comm.max_buffered_bytes, comm.max_wait_in_ms, self._meter)
         self._calls = CallLog()  # this party's calls, as far as its driver has shared them
-        self._peers = PeerWatch(config, self._calls, self._peer_gone)
+        self._pushed = Pushed()  # and its pushes
+        self._asked_at: dict[tuple[str, str], int] = {}  # awaited values -> calls made when asked
+        self._peers = PeerWatch(config, self._calls, self._peer_gone, self._waits_on, self._will_not_come)
         self._server: grpc.aio.Server | None = None
         self._refused = 0  # pushes and requests refused, from any peer
         # With TLS, every call starts with this party's proof of who it is (see server_proof).
@@ -105,8 +108,9 @@ class Receiver:
         self._box.close()
         self._decoders.shutdown(wait=False, cancel_futures=True)
 
-    async def get(self, src: str, object_id: str, fingerprint: str) -> Any:
-        """Wait for the value ``src`` pushes under ``object_id`` and return it (once)."""
+    async def get(self, src: str, object_id: str, fingerprint: str, asked_at: int | None = None) -> Any:
+        """Wait for the value ``src`` pushes under ``object_id`` and return it (once). ``asked_at``:
+        how many calls this party's program had made when it asked (``fed._transport.pushed``)."""
         key = (src, object_id)
         box = self._box
         if box.was_taken(key):
@@ -115,8 +119,13 @@ class Receiver:
             gone = self._peers.gone(src)
             if gone is not None:
                 raise gone_error(self._config.party, src, gone, object_id, fingerprint)
+            if asked_at is not None:
+                self._asked_at[key] = asked_at
             self._peers.watch(src, lambda: box.waits_for(src))
-        arrived = await box.take(key, fingerprint)
+        try:
+            arrived = await box.take(key, fingerprint)
+        finally:
+            self._asked_at.pop(key, None)
         if arrived.fingerprint != fingerprint:
             raise FedDivergenceError(
                 f"party {src!r} sent value {object_id} for call {arrived.fingerprint!r}, but this "
@@ -126,13 +135,38 @@ class Receiver:
             raise arrived.error
         return arrived.value
 
-    async def get_many(self, wanted: list[tuple[str, str, str]]) -> list[Any]:
+    async def get_many(self, wanted: list[tuple[str, str, str, int]]) -> list[Any]:
         """``get`` of several values in one Ray call (the driver asks so for the values one call
         consumes): their values in order, or the first error as soon as it comes."""
         takes = [asyncio.ensure_future(self.get(*w)) for w in wanted]
         for take in takes:
             take.add_done_callback(_retrieved)  # errors after the first are not worth a warning
         return list(await asyncio.gather(*takes))
+
+    def _waits_on(self, party: str) -> list[tuple[str, int]]:
+        """The oldest values from ``party`` this party waits for, with the calls made when asked."""
+        waits = [(key[1], asked_at) for key, asked_at in self._asked_at.items()
+                 if key[0] == party and key in self._box.waiting and not self._box.receiving(key)]
+        return waits[:wire.MAX_WAITS]
+
+    def _will_not_come(self, party: str, object_ids: list[str], calls: int) -> None:
+        """``party`` says it will never send these values: every wait on them ends with why."""
+        me = self._config.party
+        for object_id in object_ids:
+            key = (party, object_id)
+            asked_at = self._asked_at.get(key)
+            fingerprint = self._box.waiting.get(key)
+            if asked_at is None or fingerprint is None or self._box.receiving(key):
+                continue  # not asked about, or arriving after all
+            logger.warning("party %r will not send value %s (%s) that this party waits for", party, object_id,
+                           fingerprint)
+            self._box.deliver(key, Arrived(fingerprint, error=FedError(
+                f"party {party!r} will not send value {object_id} ({fingerprint}) that party {me!r} waits for: "
+                f"its program has made {calls} calls, past the {asked_at} this party had made when it asked, "
+                "so it has passed every point where it pushes this value, and no push of it to this party "
+                "started (or the one that did failed). Either the parties' programs diverged (a call or "
+                "fed.get that only one of them made) or fed lost the push (please report it); look at "
+                f"party {party!r}'s log for a failed push")))
 
     def _peer_gone(self, party: str) -> None:
         """``party`` will send nothing more: every wait on it ends with an error that says why."""
@@ -174,8 +208,11 @@ class Receiver:
         self._refused += 1
         await _refuse(refused, context)
 
-    def record_calls(self, start: int, digests: bytes, fingerprints: list[str]) -> None:
-        """The driver shares the calls its program made since it last did (see ``call_log``)."""
+    def record_calls(self, start: int, digests: bytes, fingerprints: list[str],
+                     started: list[tuple[str, str]] = (), failed: list[tuple[str, str]] = ()) -> None:
+        """The driver shares the calls its program made since it last did (see ``call_log``), and
+        the pushes it started or that failed (``pushed``): the pushes first, as they were made first."""
+        self._pushed.add(started, failed)
         try:
             self._calls.extend(start, digests, fingerprints)
         except ValueError as exc:
@@ -189,10 +226,11 @@ class Receiver:
     async def _ping(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         await self._prove(context)
         try:
-            job, src, theirs = _control(wire.decode_ping, request)
+            job, src, theirs, waits = _control(wire.decode_ping, request)
             check_source(self._config, job, src, context.auth_context())
             self._peers.seen(src)
-            return ping_answer(self._config, self._calls, theirs)
+            return ping_answer(self._config, self._calls, theirs, self._pushed.will_not_come(src, waits,
+                                                                                              len(self._calls)))
         except Refused as refused:
             await self._refuse(refused, context)
 

@@ -93,7 +93,7 @@ class Sender:
                 await asyncio.sleep(0.2)
                 continue
             try:
-                who, job, _, _ = wire.decode_ping_answer(answer)
+                who, job, *_ = wire.decode_ping_answer(answer)
             except wire.WireError as exc:
                 raise FedSendError(f"{cfg.addresses[dst]} answers pings, but not as a fed receiver: {exc}") from None
             if who != dst or job != cfg.job_name:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -108,7 +108,7 @@ def decode_header(frame: bytes) -> Header:
     for name in ("src", "dst"):
         if not _PARTY.fullmatch(body[name]):
             raise WireError(f"header field {name!r} is not a party name")
-    if not printable(body["object_id"], 256) or not printable(body["fingerprint"], 1024):
+    if not printable(body["object_id"], MAX_OBJECT_ID) or not printable(body["fingerprint"], 1024):
         raise WireError("header fields 'object_id' (up to 256) and 'fingerprint' (up to 1024) must be "
                         "printable text")
     if body["codec"] not in CODECS:
@@ -227,35 +227,60 @@ def decode_ack(message: bytes) -> int | None:
     return None
 
 
-def encode_ping(job: str, src: str, calls: int = 0) -> bytes:
+# At most this many of the values a party waits for ride on one ping (the oldest waits first).
+MAX_WAITS = 16
+MAX_OBJECT_ID = 256
+
+
+def encode_ping(job: str, src: str, calls: int = 0, waits: Sequence[tuple[str, int]] = ()) -> bytes:
     """A ping asks a receiver which party and job it serves; ``calls`` is how many calls of the
-    pinging party's program its receiver knows (the answer then carries the digest to compare)."""
-    return json.dumps({"job": job, "src": src, "calls": calls}).encode()
+    pinging party's program its receiver knows (the answer then carries the digest to compare);
+    ``waits`` are values of the pinged party that the pinging one waits for, each with how many
+    calls its program had made when it asked (the answer says which will never come)."""
+    body: dict[str, Any] = {"job": job, "src": src, "calls": calls}
+    if waits:
+        body["waits"] = [[object_id, asked_at] for object_id, asked_at in waits[:MAX_WAITS]]
+    return json.dumps(body).encode()
 
 
-def decode_ping(frame: bytes) -> tuple[Any, Any, int]:
-    """``(job, src, calls)`` of a ping; job and src are checked by the receiver as for pushes."""
+def decode_ping(frame: bytes) -> tuple[Any, Any, int, list[tuple[str, int]]]:
+    """``(job, src, calls, waits)`` of a ping; job and src are checked by the receiver as for pushes."""
     body = loads(frame, "ping")
     calls = body.get("calls", 0)
     if type(calls) is not int or calls < 0:
         raise WireError("malformed ping: 'calls' must be a count")
-    return body.get("job"), body.get("src"), calls
+    waits = body.get("waits", [])
+    if not isinstance(waits, list) or len(waits) > MAX_WAITS or not all(
+            isinstance(w, list) and len(w) == 2 and _object_id(w[0]) and type(w[1]) is int and w[1] >= 0
+            for w in waits):
+        raise WireError(f"malformed ping: 'waits' must be at most {MAX_WAITS} [object id, count] pairs")
+    return body.get("job"), body.get("src"), calls, [(w[0], w[1]) for w in waits]
 
 
-def encode_ping_answer(party: str, job: str, calls: int | None = None, digest: str | None = None) -> bytes:
+def encode_ping_answer(party: str, job: str, calls: int | None = None, digest: str | None = None,
+                       never: Sequence[str] = ()) -> bytes:
+    """``never``: the values the ping asked about that this party will never send to the pinging one."""
     answer: dict[str, Any] = {"party": party, "job": job}
     if calls is not None:
         answer.update(calls=calls, digest=digest)
+    if never:
+        answer["never"] = list(never[:MAX_WAITS])
     return json.dumps(answer).encode()
 
 
-def decode_ping_answer(frame: bytes) -> tuple[Any, Any, int, str | None]:
-    """``(party, job, calls, digest)`` of a ping answer; a malformed one is a ``WireError``."""
+def decode_ping_answer(frame: bytes) -> tuple[Any, Any, int, str | None, list[str]]:
+    """``(party, job, calls, digest, never)`` of a ping answer; a malformed one is a ``WireError``."""
     body = loads(frame, "ping answer")
-    calls, digest = body.get("calls", 0), body.get("digest")
+    calls, digest, never = body.get("calls", 0), body.get("digest"), body.get("never", [])
     if type(calls) is not int or calls < 0 or not (digest is None or isinstance(digest, str) and len(digest) <= 64):
         raise WireError("malformed ping answer")
-    return body.get("party"), body.get("job"), calls, digest
+    if not isinstance(never, list) or len(never) > MAX_WAITS or not all(_object_id(o) for o in never):
+        raise WireError("malformed ping answer: 'never' must be a short list of object ids")
+    return body.get("party"), body.get("job"), calls, digest, never
+
+
+def _object_id(value: Any) -> bool:
+    return printable(value, MAX_OBJECT_ID)
 
 
 def encode_calls_request(job: str, src: str, upto: int | None = None, call: int | None = None) -> bytes:

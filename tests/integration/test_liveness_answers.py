@@ -5,9 +5,11 @@ within the liveness timeout instead of hanging (a malformed answer used to end t
 from __future__ import annotations
 
 import asyncio
+import re
 
 import grpc
 import pytest
+from harness import addresses, assert_ok, run_script
 from test_receiver import configs
 
 from fed._exceptions import FedPeerLostError
@@ -69,3 +71,17 @@ def test_malformed_ping_answers_do_not_stop_watching_the_peer(first):
 def test_a_ping_answer_from_someone_else_is_not_an_answer():
     # A server at alice's address that answers as another party or job counts as no answer.
     assert wire.decode_ping_answer(b'{"party": "carol", "job": "j"}')[0] == "carol"
+
+
+@pytest.mark.parametrize("mode", ["skip", "actor"])
+def test_a_value_its_owner_will_never_push_ends_the_wait_within_seconds(mode):
+    """alice drops her push of x to bob (as a bug would), or creates an actor at bob from x with
+    the constructor's pushes off (the hang before actor constructors pushed their arguments)."""
+    parties = run_script("never_sent.py", addresses("alice", "bob"), mode, timeout=120)
+
+    assert_ok(parties)
+    bob, alice = parties["bob"].output, parties["alice"].output
+    assert "party 'alice' will not send value 1:0 (" in bob
+    assert "bob ENDED" in bob and "alice ENDED FedRemoteError" in alice
+    waited = float(re.search(r"bob WAITED ([0-9.]+) s", bob).group(1))
+    assert waited < 20, bob  # the liveness exchange, not a timeout: about two ping rounds

@@ -114,8 +114,8 @@ def test_json_takes_ints_of_twenty_digits_and_objects_only():
 
 
 def test_a_ping_counts_calls_with_a_non_negative_int():
-    assert wire.decode_ping(b'{"job": "j", "src": "a"}') == ("j", "a", 0)
-    assert wire.decode_ping(b'{"job": "j", "src": "a", "calls": 0}') == ("j", "a", 0)
+    assert wire.decode_ping(b'{"job": "j", "src": "a"}') == ("j", "a", 0, [])
+    assert wire.decode_ping(b'{"job": "j", "src": "a", "calls": 0}') == ("j", "a", 0, [])
     for calls in (b"true", b"1.0", b"-1", b"null"):
         wire_error(lambda c=calls: wire.decode_ping(b'{"job": "j", "src": "a", "calls": ' + c + b"}"),
                    "malformed ping: 'calls' must be a count")
@@ -123,7 +123,7 @@ def test_a_ping_counts_calls_with_a_non_negative_int():
 
 def test_a_ping_answer_has_a_count_and_a_digest_of_at_most_64_chars():
     assert wire.decode_ping_answer(b'{"party": "b", "job": "j", "calls": 0, "digest": "' + b"d" * 64 + b'"}') == \
-        ("b", "j", 0, "d" * 64)
+        ("b", "j", 0, "d" * 64, [])
     for body in (b'"calls": 1, "digest": "' + b"d" * 65 + b'"', b'"calls": -1', b'"calls": true', b'"calls": null',
                  b'"digest": ["d"]'):
         wire_error(lambda b=body: wire.decode_ping_answer(b'{"party": "b", "job": "j", ' + b + b"}"),
