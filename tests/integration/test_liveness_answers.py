@@ -73,10 +73,11 @@ def test_a_ping_answer_from_someone_else_is_not_an_answer():
     assert wire.decode_ping_answer(b'{"party": "carol", "job": "j"}')[0] == "carol"
 
 
-@pytest.mark.parametrize("mode", ["skip", "actor"])
+@pytest.mark.parametrize("mode", ["skip", "failed", "actor"])
 def test_a_value_its_owner_will_never_push_ends_the_wait_within_seconds(mode):
-    """alice drops her push of x to bob (as a bug would), or creates an actor at bob from x with
-    the constructor's pushes off (the hang before actor constructors pushed their arguments)."""
+    """alice drops her push of x to bob (as a bug would), her push fails without bob being told
+    (an encoding failure before the error frame), or she creates an actor at bob from x with the
+    constructor's pushes off (the hang before actor constructors pushed their arguments)."""
     parties = run_script("never_sent.py", addresses("alice", "bob"), mode, timeout=120)
 
     assert_ok(parties)

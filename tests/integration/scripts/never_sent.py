@@ -1,18 +1,21 @@
 """A value its owner will never push: the waiting party learns it within seconds instead of hanging.
 
 ``never_sent.py PARTY ADDRESSES_JSON MODE``. ``skip``: alice's fed drops the push of ``x`` to bob
-on purpose (as a bug would). ``actor``: alice creates an actor at bob from ``x`` with the
+on purpose (as a bug would). ``failed``: the push fails at alice without telling bob (as an
+encoding failure did before the error frame). ``actor``: alice creates an actor at bob from ``x`` with the
 constructor's pushes switched off, as before the fix that made constructors push their arguments.
 Each party prints how its wait ended, and how long it took.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 
 from common import add, args, cluster, make
 
 import fed
+from fed._exceptions import FedSendError
 from fed._runtime import context
 
 
@@ -33,6 +36,16 @@ def main() -> None:
     if party == "alice" and mode == "skip":
         push = runtime.push
         runtime.push = lambda obj, dst: None if obj is x else push(obj, dst)
+    if party == "alice" and mode == "failed":
+        send = runtime.sender.send
+
+        def failing(dst, object_id, fingerprint, ref):
+            if object_id != x.object_id:
+                return send(dst, object_id, fingerprint, ref)
+            failed = concurrent.futures.Future()
+            failed.set_exception(FedSendError("cannot encode it (simulated), and bob was not told"))
+            return failed
+        runtime.sender.send = failing
     if mode == "actor":
         push_args, runtime.push_args = runtime.push_args, lambda *a: None
         result = Acc.party("bob").remote(x).value.remote()
