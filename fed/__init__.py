@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from fed import config, exceptions
 from fed._api import audit_log, get, init, kill, shutdown, stats
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle, remote
+from fed._send_recv import recv, send
 from fed._serialization.registry import register_type
 
 __all__ = [
@@ -17,11 +19,15 @@ __all__ = [
     "FedRemoteError",
     "FedSendError",
     "audit_log",
+    "config",
+    "exceptions",
     "get",
     "init",
     "kill",
+    "recv",
     "register_type",
     "remote",
+    "send",
     "shutdown",
     "stats",
 ]

@@ -14,7 +14,9 @@ from typing import Any
 import ray
 
 from fed import _logs as logs
+from fed import config as job_config
 from fed._config import FedConfig, build_config
+from fed._config_grpc import applied_options
 from fed._exceptions import FedError, FedRemoteError
 from fed._runtime import context, excepthook, single
 from fed._runtime.audit import AuditLog
@@ -46,6 +48,9 @@ def init(
     logging_level: str | int = "info",
     sending_failure_handler: Callable[[BaseException], None] | None = None,
     single_controller: bool | None = None,
+    sender_proxy_cls: Any = None,
+    receiver_proxy_cls: Any = None,
+    receiver_sender_proxy_cls: Any = None,
 ) -> None:
     """Join the federation as ``party``: start (or use) Ray, the receiver and the sender.
 
@@ -64,7 +69,17 @@ def init(
     ``single_controller=True`` (or the environment variable ``FED_SINGLE_CONTROLLER=1``, which
     ``fed run --single`` sets) plays every party in this process instead: the script runs once,
     and ``party`` only has to be one of the parties.
+
+    RayFed 0.2's ``sender_proxy_cls``, ``receiver_proxy_cls`` and ``receiver_sender_proxy_cls``
+    are refused for now: fed moves values over its own gRPC transport.
     """
+    proxies = {"sender_proxy_cls": sender_proxy_cls, "receiver_proxy_cls": receiver_proxy_cls,
+               "receiver_sender_proxy_cls": receiver_sender_proxy_cls}
+    given = [name for name, cls in proxies.items() if cls is not None]
+    if given:
+        raise ValueError(f"fed.init({given[0]}=...) is not supported yet: fed moves values over its own gRPC "
+                         "transport (mutual TLS, bounded decoding, back-pressure), and custom proxy classes cannot "
+                         f"plug into it yet. Remove {', '.join(given)} from the call; see README, 'Coming from RayFed'")
     if context.active() is not None:
         raise RuntimeError("fed is already initialised in this process; call fed.shutdown() first")
     level = logs.setup(logging_level)
@@ -73,6 +88,7 @@ def init(
     cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
                        tls_config=tls_config, job_name=job_name, types=registry.snapshot(), logging_level=level)
     _warn_ignored(cfg)
+    job_config.remember(cfg.job_name, cfg.party, cfg.addresses, (config or {}).get("cross_silo_comm"), tls_config)
     registry.freeze(cfg.party)
     try:
         if single.wanted(single_controller, list(cfg.addresses)):
@@ -91,7 +107,12 @@ def init(
 
 
 def _warn_ignored(cfg: FedConfig) -> None:
-    """Say which ``serializing_allowed_list`` entries have no effect, and why."""
+    """Say which ``serializing_allowed_list`` entries and ``grpc_channel_options`` have no effect, and why."""
+    _, fed_owned = applied_options(cfg.comm.grpc_channel_options)
+    if fed_owned:
+        logger.warning("grpc_channel_options %s are not applied: fed sets them itself (values travel in chunks, "
+                       "so no message length needs raising; messages_max_size_in_bytes limits a value's size)",
+                       ", ".join(fed_owned))
     _, ignored = compile_allowed(cfg.comm.serializing_allowed_list)
     if ignored:
         logger.warning("serializing_allowed_list entries ignored: %s. Arrays, tensors and standard types "
@@ -284,14 +305,21 @@ def stats() -> dict[str, Any]:
     return context.current().stats()
 
 
-def shutdown() -> None:
+def shutdown(on_error: bool | None = None) -> None:
     """Wait for pending pushes, tell the peers, stop the receiver and sender, and Ray if fed started it.
 
     Called while an exception propagates (from an ``except`` or ``finally`` block, or by ``atexit``
-    after an uncaught exception or Ctrl+C), it waits only briefly for pushes and tells the peers
-    this party aborted: their waits for values from it raise ``FedRemoteError`` at once. Otherwise
-    it waits up to 60 s for pushes in flight, then tells the peers this party finished.
+    after an uncaught exception or Ctrl+C), it waits only briefly (5 s) for pushes and tells the
+    peers this party aborted: their waits for values from it raise ``FedRemoteError`` at once.
+    Otherwise it waits up to 60 s for pushes in flight, then tells the peers this party finished.
+
+    ``on_error=True`` (RayFed 0.2) says the program stops because of an error: pushes in flight
+    are stopped at once and the peers are told this party aborted. ``on_error=False`` is a normal
+    end even while an exception propagates. With ``continue_waiting_for_data_sending_on_error``
+    set, a shutdown on error still waits up to 60 s for pushes in flight.
     """
+    if on_error not in (None, True, False):
+        raise TypeError(f"fed.shutdown(on_error=...) takes True, False or None, got {on_error!r}")
     runtime = context.active()
     if runtime is None:
         return
@@ -301,8 +329,16 @@ def shutdown() -> None:
     global _last_audit
     _last_audit = runtime.audit
     failure = runtime.failure or sys.exc_info()[1]
+    push_wait = None  # as the runtime decides: 60 s, or 5 s after an error
+    if on_error is False:
+        failure = None
+    elif on_error:
+        failure = failure or FedError("the program called fed.shutdown(on_error=True)")
+        push_wait = 0.0
+    if failure is not None and runtime.config.comm.continue_waiting_for_data_sending_on_error:
+        push_wait = context.SHUTDOWN_WAIT_S
     try:
-        runtime.stop(failure)
+        runtime.stop(failure, push_wait)
     finally:
         registry.thaw()
         runtime.audit.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import logging
 import re
@@ -11,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fed._config_grpc import DEFAULT_RETRY, RetryPolicy, parse_channel_options, parse_retry_policy
+from fed._keys import reject_unknown as _reject_unknown
 from fed._serialization.registry import NONE, Types
 from fed._serialization.restricted import compile_allowed
 
@@ -41,6 +42,11 @@ class CommConfig:
     allow_unsafe_deserialization: bool = False
     liveness_timeout_in_ms: int = 5000
     max_wait_in_ms: int | None = None
+    # RayFed 0.2's keys (README, 'Coming from RayFed'):
+    continue_waiting_for_data_sending_on_error: bool = False
+    grpc_retry_policy: RetryPolicy = DEFAULT_RETRY
+    grpc_channel_options: tuple[tuple[str, int | str], ...] = ()
+    proxy_max_restarts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,20 +96,15 @@ _COMM_TYPES: dict[str, tuple[type, ...]] = {
     "allow_unsafe_deserialization": (bool,),
     "liveness_timeout_in_ms": (int,),
     "max_wait_in_ms": (int, type(None)),
+    "continue_waiting_for_data_sending_on_error": (bool,),
+    "grpc_retry_policy": (dict, type(None)),
+    "grpc_channel_options": (list, tuple, type(None)),
+    "proxy_max_restarts": (int, type(None)),
 }
 _POSITIVE = ("timeout_in_ms", "messages_max_size_in_bytes", "max_concurrency", "chunk_size_in_bytes",
              "inflight_window_in_bytes", "max_buffered_bytes", "liveness_timeout_in_ms", "max_wait_in_ms")
 _CONFIG_KEYS = ("cross_silo_comm", "barrier_on_initializing", "audit_log_file")
 _CLUSTER_ENTRY_KEYS = ("address", "listen_addr")
-
-
-def _reject_unknown(kind: str, given: Mapping[str, Any], known: tuple[str, ...] | list[str]) -> None:
-    unknown = sorted(set(given) - set(known), key=str)
-    if unknown:
-        hints = [f"did you mean {close[0]!r} for {key!r}?" for key in unknown if isinstance(key, str)
-                 and (close := difflib.get_close_matches(key, list(known), n=1, cutoff=0.6))]
-        raise ValueError(f"unknown {kind} key(s) {unknown}" + (f" ({' '.join(hints)})" if hints else "")
-                         + f"; valid keys are {sorted(known)}")
 
 
 def parse_address(address: Any, what: str) -> str:
@@ -156,6 +157,14 @@ def parse_comm(raw: Mapping[str, Any] | None) -> CommConfig:
                 )
         raw["serializing_allowed_list"] = {m: list(n) for m, n in allowed.items()}
         compile_allowed(raw["serializing_allowed_list"])  # a dotted or malformed name is a ValueError now
+    if "grpc_retry_policy" in raw:
+        raw["grpc_retry_policy"] = parse_retry_policy(raw["grpc_retry_policy"])
+    if "grpc_channel_options" in raw:
+        raw["grpc_channel_options"] = parse_channel_options(raw["grpc_channel_options"])
+    if raw.get("proxy_max_restarts") is not None:
+        raise ValueError("cross_silo_comm['proxy_max_restarts'] is not supported yet: fed's receiver and sender are "
+                         "not restarted when their process dies (a lost receiver fails the waits on it, and a lost "
+                         "peer is reported by liveness). Remove the key, or set it to None")
     return CommConfig(**raw)
 
 

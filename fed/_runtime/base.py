@@ -95,8 +95,9 @@ class RuntimeBase:
         """What moved between this party and its peers (``fed.stats()``)."""
         raise NotImplementedError
 
-    def stop(self, failure: BaseException | None) -> None:
-        """End the job (``fed.shutdown``): ``failure`` is the error that ended the program, if any."""
+    def stop(self, failure: BaseException | None, push_wait: float | None = None) -> None:
+        """End the job (``fed.shutdown``): ``failure`` is the error that ended the program, if any;
+        ``push_wait``: how long to wait for pushes in flight (None: as the runtime decides)."""
         raise NotImplementedError
 
 

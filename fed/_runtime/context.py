@@ -20,7 +20,7 @@ from fed._transport import metrics
 logger = logging.getLogger("fed")
 
 _SHARE_CALLS_AFTER_S = 1.0
-_SHUTDOWN_WAIT_S = 60.0
+SHUTDOWN_WAIT_S = 60.0
 _ABORT_WAIT_S = 5.0
 
 
@@ -59,20 +59,27 @@ class Runtime(RuntimeBase):
                 return
             obj._sent_to.add(dst)
             self._started.append((dst, obj.object_id))
-        started = time.time()
-        push = self.sender.send(dst, obj.object_id, obj.fingerprint, obj._ref)
-        push.add_done_callback(lambda done: self._audit_push(obj, dst, started, done))
-        self._sends.add(push)
+        self.push_ref(dst, obj.object_id, obj.fingerprint, obj._ref)
 
-    def _audit_push(self, obj: FedObject, dst: str, started: float, push: concurrent.futures.Future) -> None:
-        entry = {"object_id": obj.object_id, "fingerprint": obj.fingerprint, "destination": dst, "started": started}
+    def push_ref(self, dst: str, object_id: str, fingerprint: str, ref: Any) -> concurrent.futures.Future:
+        """Push the value of Ray ObjectRef ``ref`` to ``dst`` under ``object_id``: watched (failures
+        reach the handler, ``fed.shutdown`` waits for it) and audited."""
+        started = time.time()
+        push = self.sender.send(dst, object_id, fingerprint, ref)
+        push.add_done_callback(lambda done: self._audit_push(object_id, fingerprint, dst, started, done))
+        self._sends.add(push)
+        return push
+
+    def _audit_push(self, object_id: str, fingerprint: str, dst: str, started: float,
+                    push: concurrent.futures.Future) -> None:
+        entry = {"object_id": object_id, "fingerprint": fingerprint, "destination": dst, "started": started}
         error = failure_of(push)
         if error is None:
             sent = push.result()
             self.audit.record(**entry, nbytes=sent.nbytes, outcome="error" if sent.codec == "error" else "sent")
         else:
             with self._lock:
-                self._failed.append((dst, obj.object_id))
+                self._failed.append((dst, object_id))
             self.audit.record(**entry, outcome="failed", reason=str(error) or type(error).__name__)
 
     def _send_failed(self, exc: BaseException) -> None:
@@ -168,11 +175,13 @@ class Runtime(RuntimeBase):
         received = ray.get(self.receiver.stats.remote(), timeout=10)
         return metrics.combine(self.config.job_name, self.party, self.config.peers, sent, received)
 
-    def stop(self, failure: BaseException | None) -> None:
-        """Wait for pushes (60 s; 5 s after a failure), tell the peers, stop the sender and receiver."""
+    def stop(self, failure: BaseException | None, push_wait: float | None = None) -> None:
+        """Wait for pushes (``push_wait`` s, by default 60; 5 after a failure), tell the peers, stop
+        the sender and receiver (which ends the pushes still in flight)."""
+        if push_wait is None:
+            push_wait = SHUTDOWN_WAIT_S if failure is None else _ABORT_WAIT_S
         try:
-            for problem in self.drain(_SHUTDOWN_WAIT_S if failure is None else _ABORT_WAIT_S,
-                                      expect_values=failure is None):
+            for problem in self.drain(push_wait, expect_values=failure is None):
                 logger.error("fed.shutdown: %s", problem)
             self.say_goodbye(failure)
             self.sender.stop(timeout=10)

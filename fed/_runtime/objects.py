@@ -34,6 +34,20 @@ class FedObject:
         """``call_id:index``, the same at every party."""
         return f"{self.call_id}:{self.index}"
 
+    def get_party(self) -> str:
+        """The party that owns the value (RayFed 0.2's name for ``owner``)."""
+        return self.owner
+
+    def get_fed_task_id(self) -> str:
+        """``'<call id>#<return index>'`` as RayFed 0.2 names it: the same at every party, and
+        again after ``fed.shutdown`` and ``fed.init`` (call ids start over with each job)."""
+        return f"{self.call_id}#{self.index}"
+
+    def get_ray_object_ref(self) -> Any:
+        """The Ray ObjectRef of the value at this party: the owner's, or once received the one
+        the receiver hands out (None before)."""
+        return self._ref if self._ref is not None else self._received
+
     def __repr__(self) -> str:
         return f"FedObject(owner={self.owner!r}, object_id={self.object_id!r}, call={self.fingerprint!r})"
 

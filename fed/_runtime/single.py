@@ -142,6 +142,6 @@ class SingleRuntime(RuntimeBase):
         """Nothing goes over a network in single-controller mode: no peers to count."""
         return metrics.combine(self.config.job_name, self.party, [], {}, {})
 
-    def stop(self, failure: BaseException | None) -> None:
+    def stop(self, failure: BaseException | None, push_wait: float | None = None) -> None:
         """No proxies, no peers to tell: only the crossing actor to stop."""
         ray.kill(self._crossing)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from fed._config import TlsConfig
+from fed._config_grpc import applied_options
 
 # One chunk plus framing must fit in a message; the window options keep one stream from being
 # throttled by gRPC's small defaults.
@@ -34,12 +37,14 @@ def common_options(chunk_size: int) -> list[tuple[str, int | str]]:
 _MAX_STREAMS = 100
 
 
-def server_options(chunk_size: int, max_header: int) -> list[tuple[str, int | str]]:
+def server_options(chunk_size: int, max_header: int,
+                   user: Sequence[tuple[str, int | str]] = ()) -> list[tuple[str, int | str]]:
     """The receiver's server: common options; any rate of HTTP/2 pings from clients is fine (a
     peer's liveness channel pings often; by default gRPC would close it for too many pings); a
     message is at most one chunk and a header, and a connection has at most ``_MAX_STREAMS``
-    streams, which bounds what gRPC buffers for a peer before fed sees it."""
-    options = dict(common_options(chunk_size))
+    streams, which bounds what gRPC buffers for a peer before fed sees it. ``user``: the job's
+    ``grpc_channel_options``, less those fed sets itself."""
+    options = {**dict(common_options(chunk_size)), **dict(applied_options(user)[0])}
     options["grpc.max_receive_message_length"] = chunk_size + max_header + 64 * 1024
     options["grpc.max_concurrent_streams"] = _MAX_STREAMS
     options["grpc.http2.max_ping_strikes"] = 0
@@ -55,8 +60,12 @@ def liveness_options(liveness_timeout_ms: int) -> dict[str, int]:
     again at once, which liveness does not count as a loss. (``ping_timeout_ms`` bounds the wait
     for the acknowledgement; without it gRPC waits a minute whatever ``keepalive_timeout_ms`` says.)"""
     every = within = max(100, liveness_timeout_ms // 5)
+    # Reconnect at least that often too: gRPC's own backoff grows to two minutes, so after a peer
+    # was away for a while (not started yet, restarting) the channel would not try again for
+    # longer than the liveness timeout, and a peer back up would count as lost.
     return {"grpc.keepalive_time_ms": every, "grpc.keepalive_timeout_ms": within,
-            "grpc.http2.ping_timeout_ms": within}
+            "grpc.http2.ping_timeout_ms": within, "grpc.initial_reconnect_backoff_ms": min(every, 1000),
+            "grpc.min_reconnect_backoff_ms": min(every, 1000), "grpc.max_reconnect_backoff_ms": every}
 
 
 def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
@@ -74,10 +83,13 @@ def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials:
 
 
 def open_channel(address: str, dst_party: str, tls: TlsConfig | None, chunk_size: int,
-                 overrides: dict[str, int] | None = None) -> grpc.aio.Channel:
+                 overrides: dict[str, int] | None = None,
+                 user: Sequence[tuple[str, int | str]] = ()) -> grpc.aio.Channel:
     """A channel to ``dst_party``; with TLS the server must present a certificate naming it.
-    ``overrides`` replace common options (a channel with other options gets a connection of its own)."""
-    options = list({**dict(common_options(chunk_size)), **(overrides or {})}.items())
+    ``user``: the job's ``grpc_channel_options`` (less those fed sets itself); ``overrides``
+    replace both (a channel with other options gets a connection of its own)."""
+    options = list({**dict(common_options(chunk_size)), **dict(applied_options(user)[0]),
+                    **(overrides or {})}.items())
     if tls is None:
         return grpc.aio.insecure_channel(address, options=options)
     options.append(("grpc.ssl_target_name_override", dst_party))

@@ -59,11 +59,14 @@ class PeerWatch:
         self._watches: dict[str, asyncio.Task] = {}
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._seen: set[str] = set()
+        self._contact: dict[str, float] = {}  # when each peer last reached this party (ping, push, bye)
         self._checker = Checker(config.tls.ca_cert, config.job_name, config.party) if config.tls else None
 
     def seen(self, party: str) -> None:
-        """``party`` is known to have started (it answered, pinged, pushed or said goodbye)."""
+        """``party`` is known to have started (it answered, pinged, pushed or said goodbye); it
+        is alive now, whatever this party's pings to it met so far."""
         self._seen.add(party)
+        self._contact[party] = time.monotonic()
 
     def has_seen(self, party: str) -> bool:
         return party in self._seen
@@ -107,6 +110,8 @@ class PeerWatch:
             # drop and come back), nor does silence from a peer that may still be starting:
             # those count only after timeout_in_ms without an answer.
             cut_since = (cut_since or asked) if answer == "unreachable" else None
+            if cut_since is not None:  # a run of failures counts only from the peer's last sign of life
+                cut_since = max(cut_since, self._contact.get(party, cut_since))
             if cut_since is not None and party in self._seen and now - cut_since > short:
                 patience = short
             elif now - last_answer > long:
@@ -126,7 +131,8 @@ class PeerWatch:
         channel = self._channels.get(party)
         if channel is None:
             channel = grpc_setup.open_channel(cfg.addresses[party], party, cfg.tls, cfg.comm.chunk_size_in_bytes,
-                                              grpc_setup.liveness_options(cfg.comm.liveness_timeout_in_ms))
+                                              grpc_setup.liveness_options(cfg.comm.liveness_timeout_in_ms),
+                                              user=cfg.comm.grpc_channel_options)
             self._channels[party] = channel
         mine = len(self._calls)
         waits = self._waits(party)

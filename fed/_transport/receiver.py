@@ -64,6 +64,7 @@ class Receiver:
         self._calls = CallLog()  # this party's calls, as far as its driver has shared them
         self._pushed = Pushed()  # and its pushes
         self._asked_at: dict[tuple[str, str], int] = {}  # awaited values -> calls made when asked
+        self._outcomes: dict[str, asyncio.Future] = {}  # fed.send's pushes -> whether delivered
         self._peers = PeerWatch(config, self._calls, self._peer_gone, self._waits_on, self._will_not_come)
         self._server: grpc.aio.Server | None = None
         self._refused = 0  # pushes and requests refused, from any peer
@@ -73,8 +74,9 @@ class Receiver:
     async def start(self) -> str:
         """Bind the listening address and serve; a taken port is an error, never shared."""
         cfg = self._config
-        server = grpc.aio.server(options=grpc_setup.server_options(cfg.comm.chunk_size_in_bytes,
-                                                                   wire.MAX_HEADER_BYTES))
+        options = grpc_setup.server_options(cfg.comm.chunk_size_in_bytes, wire.MAX_HEADER_BYTES,
+                                            cfg.comm.grpc_channel_options)
+        server = grpc.aio.server(options=options)
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("fed.Receiver", {
             "Push": grpc.stream_stream_rpc_method_handler(self._push),
             "PushWhole": grpc.unary_unary_rpc_method_handler(self._push_whole),
@@ -175,6 +177,20 @@ class Receiver:
             if src == party:
                 self._box.deliver((src, object_id), Arrived(
                     fingerprint, error=gone_error(self._config.party, src, gone, object_id, fingerprint)))
+
+    async def sent(self, token: str) -> bool:
+        """How the driver's ``fed.send`` push ``token`` ended (True: delivered), once it reports it:
+        ``fed.send`` returns this call's ObjectRef, as RayFed's does."""
+        slot = self._outcomes.setdefault(token, asyncio.get_running_loop().create_future())
+        try:
+            return await slot
+        finally:
+            self._outcomes.pop(token, None)
+
+    async def report_sent(self, token: str, delivered: bool) -> None:
+        slot = self._outcomes.setdefault(token, asyncio.get_running_loop().create_future())
+        if not slot.done():
+            slot.set_result(delivered)
 
     async def settle(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for the values this party asked for; how many never came."""

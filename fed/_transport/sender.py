@@ -31,12 +31,11 @@ class Sent(NamedTuple):
 
 
 # Failures that mean "the peer is not reachable right now": worth another try. A connection cut in
-# the middle of a stream surfaces as INTERNAL ("Internal error from Core") in grpc aio.
+# the middle of a stream surfaces as INTERNAL ("Internal error from Core") in grpc aio. A push is
+# retried for the codes of ``grpc_retry_policy`` (by default these), with its backoff.
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
-# Backoff between tries: after a failure, and (capped lower, so that room is used soon after it
-# frees) while the receiver has no room.
+# Backoff while the receiver has no room: capped low, so that room is used soon after it frees.
 _FIRST_DELAY_S = 0.1
-_DELAY_MAX_S = 5.0
 _ROOM_DELAY_MAX_S = 1.0
 _ROOM_LOG_EVERY_S = 5.0
 # Tries of pushes to one peer that run at once. Thousands of values in flight are thousands of
@@ -69,7 +68,8 @@ class Sender:
         channel = self._channels.get(dst)
         if channel is None:
             cfg = self._config
-            channel = grpc_setup.open_channel(cfg.addresses[dst], dst, cfg.tls, cfg.comm.chunk_size_in_bytes)
+            channel = grpc_setup.open_channel(cfg.addresses[dst], dst, cfg.tls, cfg.comm.chunk_size_in_bytes,
+                                              user=cfg.comm.grpc_channel_options)
             self._channels[dst] = channel
         return channel
 
@@ -188,12 +188,14 @@ class Sender:
         room until its program consumes values (``wire.NO_ROOM``) is live too: the push waits for it.
         """
         cfg = self._config
+        policy = cfg.comm.grpc_retry_policy
         patience = cfg.comm.timeout_in_ms / 1000
         whole = header.total_size <= cfg.comm.chunk_size_in_bytes
         attempt = self._send_whole if whole else self._send_streamed
         window = _Window(cfg.comm.inflight_window_in_bytes)
         answered = time.monotonic()  # the receiver's last sign of life: start, ack, or "no room"
-        delay = room_delay = _FIRST_DELAY_S
+        delay, room_delay = policy.initial_backoff_s, _FIRST_DELAY_S
+        failed_tries = 0  # tries that failed (not counting "no room": that receiver is live)
         while True:
             try:
                 async with self._turns(dst):
@@ -201,7 +203,7 @@ class Sender:
                 return
             except grpc.aio.AioRpcError as exc:
                 error, no_room = _describe(exc), wire.is_no_room(exc.trailing_metadata())
-                if exc.code() not in _TRANSIENT:
+                if exc.code().name not in policy.retryable and not no_room:
                     self.meter.add(dst, refusals=1)
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to "
                                        f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
@@ -215,6 +217,11 @@ class Sender:
                 self._tell_no_room(dst, error)
                 wait, room_delay = room_delay, min(room_delay * 2, _ROOM_DELAY_MAX_S)
             else:
+                failed_tries += 1
+                if policy.max_attempts is not None and failed_tries >= policy.max_attempts:
+                    raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to party "
+                                       f"{dst!r} at {cfg.addresses[dst]}: {error} (gave up after {failed_tries} "
+                                       f"tries: grpc_retry_policy maxAttempts={policy.max_attempts})")
                 if time.monotonic() - max(answered, window.last_progress) + delay > patience:
                     hint = (f"; with TLS, also check that the server there presents a certificate naming "
                             f"{dst!r} from your CA") if cfg.tls is not None else ""
@@ -222,7 +229,7 @@ class Sender:
                                        f"{dst!r} at {cfg.addresses[dst]}: {error} "
                                        f"(timeout_in_ms={cfg.comm.timeout_in_ms}){hint}")
                 logger.info("push of %s to %s failed (%s); retrying", header.object_id, dst, error)
-                wait, delay = delay, min(delay * 2, _DELAY_MAX_S)
+                wait, delay = delay, min(delay * policy.multiplier, policy.max_backoff_s)
             self.meter.add(dst, retries=1)
             await asyncio.sleep(jittered(wait))
 

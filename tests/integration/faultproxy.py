@@ -1,7 +1,8 @@
 """A fault-injecting TCP proxy for tests: sits between two parties and misbehaves on request.
 
     with FaultProxy(target="127.0.0.1:5001") as proxy:   # listens on proxy.address
-        proxy.cut_after(50_000_000)      # the next connection dies after 50 MB towards the target
+        proxy.cut_after(50_000_000)      # the first connection to carry 50 MB towards the target dies
+        proxy.cut_every(2_000_000)       # every connection dies once it carried 2 MB
         proxy.delay(0.05)                # 50 ms before every forwarded piece
         proxy.bandwidth(10_000_000)      # at most 10 MB/s each way
         proxy.stall()                    # stop forwarding (connections stay open) until resume()
@@ -29,6 +30,7 @@ class FaultProxy:
         self._delay = 0.0
         self._rate: float | None = None
         self._cut_after: int | None = None
+        self._cut_every: int | None = None
         self._refusing = False
         self._flowing = threading.Event()
         self._flowing.set()
@@ -50,8 +52,14 @@ class FaultProxy:
         self._rate = bytes_per_second
 
     def cut_after(self, nbytes: int) -> None:
-        """The next connection is closed (both ways) once it has carried ``nbytes`` towards the target."""
+        """The first connection to have carried ``nbytes`` towards the target is closed,
+        both ways; one cut, whichever connection it is (a party also opens connections that carry
+        little, such as its liveness pings, in an order that is not fixed)."""
         self._cut_after = nbytes
+
+    def cut_every(self, nbytes: int | None) -> None:
+        """Every connection is closed once it has carried ``nbytes`` towards the target (None: stop)."""
+        self._cut_every = nbytes
 
     def stall(self) -> None:
         self._flowing.clear()
@@ -107,8 +115,7 @@ class FaultProxy:
             client_w.transport.abort()
             return
         self._writers |= {client_w, server_w}
-        budget, self._cut_after = self._cut_after, None  # a cut applies to one connection
-        state = {"budget": budget}
+        state = {"carried": 0}
         up = asyncio.ensure_future(self._pipe(client_r, server_w, state, upstream=True))
         down = asyncio.ensure_future(self._pipe(server_r, client_w, state, upstream=False))
         await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
@@ -128,14 +135,19 @@ class FaultProxy:
                 await asyncio.sleep(0.05)
             if self._delay:
                 await asyncio.sleep(self._delay)
-            if upstream and state["budget"] is not None:
-                if len(data) >= state["budget"]:
-                    writer.write(data[:state["budget"]])
-                    self.bytes_up += state["budget"]
+            limit = self._cut_after if self._cut_after is not None else self._cut_every
+            if upstream and limit is not None:
+                if state["carried"] + len(data) >= limit:  # cut_after: the first to get there is cut
+                    rest = max(0, limit - state["carried"])
+                    if self._cut_after is not None:
+                        self._cut_after = None
+                    writer.write(data[:rest])
+                    self.bytes_up += rest
                     self.cuts += 1
                     await writer.drain()
                     return  # the caller aborts both sides
-                state["budget"] -= len(data)
+            if upstream:
+                state["carried"] += len(data)
             if self._rate:  # each piece waits for its share of the time before it goes
                 await asyncio.sleep(len(data) / self._rate)
             writer.write(data)

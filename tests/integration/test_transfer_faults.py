@@ -12,7 +12,7 @@ from harness import addresses, assert_ok, run_script
 def test_a_slow_producer_and_a_cut_mid_transfer_still_deliver_every_value_once_intact(tmp_path):
     real = addresses("alice", "bob")
     with FaultProxy(real["bob"]) as proxy:
-        proxy.cut_after(50_000_000)  # the first connection alice opens to bob dies after 50 MB
+        proxy.cut_after(50_000_000)  # the first of alice's connections to bob to carry 50 MB dies
         cluster = {"alice": {"address": real["alice"]},
                    "bob": {"address": proxy.address, "listen_addr": real["bob"]}}
 
