@@ -6,7 +6,7 @@ import dataclasses
 import ipaddress
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,11 +51,17 @@ class CommConfig:
 
 @dataclass(frozen=True)
 class TlsConfig:
-    """Paths of the PEM files for mutual TLS, read once at ``fed.init``."""
+    """The PEM files for mutual TLS, read once at ``fed.init``, and the name each party's
+    certificate carries where it is not the party's own (``party_cert_names``)."""
 
     ca_cert: bytes
     cert: bytes
     key: bytes
+    cert_names: Mapping[str, str] = field(default_factory=dict)
+
+    def name_of(self, party: str) -> str:
+        """The name that party's certificate must carry (by default the party's name)."""
+        return self.cert_names.get(party, party)
 
 
 @dataclass(frozen=True)
@@ -168,14 +174,14 @@ def parse_comm(raw: Mapping[str, Any] | None) -> CommConfig:
     return CommConfig(**raw)
 
 
-def read_tls(tls_config: Mapping[str, Any] | None) -> TlsConfig | None:
-    """Read the three PEM files named by ``tls_config``."""
+def read_tls(tls_config: Mapping[str, Any] | None, parties: Iterable[str] = ()) -> TlsConfig | None:
+    """Read the three PEM files named by ``tls_config`` (and its names of the ``parties``' certificates)."""
     if tls_config is None:
         return None
     if not isinstance(tls_config, Mapping):
         raise ValueError("tls_config must be a dict with 'ca_cert', 'cert' and 'key' paths")
     keys = ("ca_cert", "cert", "key")
-    _reject_unknown("tls_config", tls_config, keys)
+    _reject_unknown("tls_config", tls_config, (*keys, "party_cert_names"))
     missing = [k for k in keys if k not in tls_config]
     if missing:
         raise ValueError(f"tls_config is missing {missing}; mutual TLS needs 'ca_cert', 'cert' and 'key'")
@@ -186,7 +192,21 @@ def read_tls(tls_config: Mapping[str, Any] | None) -> TlsConfig | None:
                 contents[key] = f.read()
         except OSError as exc:
             raise ValueError(f"tls_config[{key!r}]: cannot read {tls_config[key]!r}: {exc}") from exc
-    return TlsConfig(**contents)
+    return TlsConfig(**contents, cert_names=_cert_names(tls_config.get("party_cert_names"), parties))
+
+
+def _cert_names(raw: Any, parties: Iterable[str]) -> dict[str, str]:
+    """``tls_config['party_cert_names']``: party -> the DNS name its certificate carries."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValueError("tls_config['party_cert_names'] maps each party to the name its certificate carries, "
+                         f"e.g. {{'bob': 'bob.example.org'}}, got {raw!r}")
+    _reject_unknown("tls_config['party_cert_names']", raw, list(parties))
+    for party, name in raw.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", name):
+            raise ValueError(f"tls_config['party_cert_names'][{party!r}] must be a DNS name, got {name!r}")
+    return dict(raw)
 
 
 def _addresses_from_cluster(cluster: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -253,7 +273,7 @@ def build_config(
         listen_address=listen.get(party, addrs[party]),
         job_name=job,
         comm=parse_comm(config.get("cross_silo_comm")),
-        tls=read_tls(tls_config),
+        tls=read_tls(tls_config, addrs),
         barrier_on_initializing=barrier,
         audit_log_file=audit_log_file,
         types=types,

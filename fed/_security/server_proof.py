@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgpack
 from cryptography import x509
@@ -80,9 +80,11 @@ class Prover:
 class Checker:
     """The sender's side: checks a server's proof against the CA, once per distinct proof."""
 
-    def __init__(self, ca_pem: bytes, job: str, party: str) -> None:
+    def __init__(self, ca_pem: bytes, job: str, party: str,
+                 name_of: Callable[[str], str] = lambda party: party) -> None:
         self._cas = x509.load_pem_x509_certificates(ca_pem)
         self._job, self._party = job, party
+        self._name_of = name_of  # party -> the name its certificate carries (tls_config['party_cert_names'])
         self._good: dict[tuple[str, bytes], float] = {}  # (party, proof) -> when the leaf expires
 
     def check(self, dst: str, metadata: Iterable[tuple[str, object]] | None) -> None:
@@ -113,11 +115,12 @@ class Checker:
         leaf = chain[0]
         self._check_chain(chain)
         names = cert_names(leaf)
-        if dst not in names:
+        if self._name_of(dst) not in names:
             shown = ", ".join(sorted(n[:64] for n in names)[:5]) or "no party"
-            raise ProofError(f"the server's certificate names {shown}, not {dst!r} (fed compares party names "
+            expected = repr(dst) if self._name_of(dst) == dst else f"{self._name_of(dst)!r} (party {dst!r})"
+            raise ProofError(f"the server's certificate names {shown}, not {expected} (fed compares party names "
                              "exactly: no wildcards, no case folding)")
-        if self._party not in clients:
+        if self._name_of(self._party) not in clients:
             raise ProofError(f"the server proved it is {dst!r} to another client, not to party {self._party!r}: it "
                              "may be relaying another party's answers")
         try:

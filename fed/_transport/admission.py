@@ -49,7 +49,7 @@ def check_source(config: FedConfig, job: Any, src: Any, auth_context: Any) -> st
         raise Refused(grpc.StatusCode.PERMISSION_DENIED, "unknown source party", f"src {clip(src, 130)}")
     if config.tls is not None:
         names = peer_names(auth_context)
-        if src not in names:
+        if config.tls.name_of(src) not in names:
             raise Refused(grpc.StatusCode.PERMISSION_DENIED,
                           f"the client certificate does not name the claimed source party {src!r}",
                           f"it names {clip(', '.join(sorted(names)[:5]) or 'no party', 200)}")

@@ -92,5 +92,5 @@ def open_channel(address: str, dst_party: str, tls: TlsConfig | None, chunk_size
                     **(overrides or {})}.items())
     if tls is None:
         return grpc.aio.insecure_channel(address, options=options)
-    options.append(("grpc.ssl_target_name_override", dst_party))
+    options.append(("grpc.ssl_target_name_override", tls.name_of(dst_party)))
     return grpc.aio.secure_channel(address, channel_credentials(tls), options=options)

@@ -60,7 +60,8 @@ class PeerWatch:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._seen: set[str] = set()
         self._contact: dict[str, float] = {}  # when each peer last reached this party (ping, push, bye)
-        self._checker = Checker(config.tls.ca_cert, config.job_name, config.party) if config.tls else None
+        self._checker = Checker(config.tls.ca_cert, config.job_name, config.party,
+                                config.tls.name_of) if config.tls else None
 
     def seen(self, party: str) -> None:
         """``party`` is known to have started (it answered, pinged, pushed or said goodbye); it

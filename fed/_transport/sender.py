@@ -14,6 +14,7 @@ import grpc
 from fed import _logs as logs
 from fed._config import FedConfig
 from fed._exceptions import FedSendError, seen_elsewhere
+from fed._security import probe
 from fed._security.server_proof import Checker
 from fed._security.untrusted import clip
 from fed._serialization import codec
@@ -36,6 +37,7 @@ class Sent(NamedTuple):
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
 # Backoff while the receiver has no room: capped low, so that room is used soon after it frees.
 _FIRST_DELAY_S = 0.1
+_FIRST_PING_S = 1.0
 _ROOM_DELAY_MAX_S = 1.0
 _ROOM_LOG_EVERY_S = 5.0
 # Tries of pushes to one peer that run at once. Thousands of values in flight are thousands of
@@ -62,7 +64,9 @@ class Sender:
         self._room_logged: dict[str, float] = {}  # peer -> when "no room there" was last logged
         self._tries: dict[str, asyncio.Semaphore] = {}  # per peer: tries of pushes running at once
         # With TLS, no part of a value goes to a server before it proves it is the destination party.
-        self._checker = Checker(config.tls.ca_cert, config.job_name, config.party) if config.tls else None
+        self._checker = Checker(config.tls.ca_cert, config.job_name, config.party,
+                                config.tls.name_of) if config.tls else None
+        self._names_checked: set[str] = set()  # peers whose certificate names were read (``_check_names``)
 
     def _channel(self, dst: str) -> grpc.aio.Channel:
         channel = self._channels.get(dst)
@@ -80,9 +84,12 @@ class Sender:
         deadline = time.monotonic() + cfg.comm.timeout_in_ms / 1000
         last: Exception | None = None
         while time.monotonic() < deadline:
+            # Short tries until dst's server has shown its certificate: one that does not name dst
+            # is found within 2 s of dst's server coming up (gRPC alone would only time out).
+            each = _FIRST_PING_S if cfg.tls is not None and dst not in self._names_checked else 5.0
             try:
                 answer = await proven.answer(call(wire.encode_ping(cfg.job_name, cfg.party),
-                                                  timeout=max(0.1, min(5.0, deadline - time.monotonic())),
+                                                  timeout=max(0.1, min(each, deadline - time.monotonic())),
                                                   wait_for_ready=True), self._checker, dst)
             except proven.ProofError as exc:
                 raise self._impostor(dst, exc) from None
@@ -90,6 +97,7 @@ class Sender:
                 last = exc
                 if exc.code() not in _TRANSIENT:
                     break
+                await self._check_names(dst)
                 await asyncio.sleep(0.2)
                 continue
             try:
@@ -103,6 +111,20 @@ class Sender:
             return
         raise FedSendError(f"party {dst!r} at {cfg.addresses[dst]} did not answer within "
                            f"{cfg.comm.timeout_in_ms} ms: {_describe(last)}")
+
+    async def _check_names(self, dst: str) -> None:
+        """With TLS, after a failed try: ``FedSendError`` at once if ``dst``'s server presents a
+        certificate that does not carry the name fed expects (gRPC only keeps retrying)."""
+        tls = self._config.tls
+        if tls is None or dst in self._names_checked:
+            return
+        address = self._config.addresses[dst]
+        names = await probe.presented_names(address)
+        if names is None:
+            return  # not up yet, or not TLS at all: the next failure looks again
+        self._names_checked.add(dst)
+        if tls.name_of(dst) not in names:
+            raise FedSendError(probe.mismatch(dst, address, tls.name_of(dst), names))
 
     def _impostor(self, dst: str, exc: proven.ProofError) -> FedSendError:
         return FedSendError(f"the server at {self._config.addresses[dst]} is not party {dst!r}: {exc}. Nothing "
@@ -218,6 +240,8 @@ class Sender:
                 wait, room_delay = room_delay, min(room_delay * 2, _ROOM_DELAY_MAX_S)
             else:
                 failed_tries += 1
+                if failed_tries == 1:
+                    await self._check_names(dst)
                 if policy.max_attempts is not None and failed_tries >= policy.max_attempts:
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to party "
                                        f"{dst!r} at {cfg.addresses[dst]}: {error} (gave up after {failed_tries} "

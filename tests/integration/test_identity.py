@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 
 import grpc
 import pytest
 from cert_kit import issue
-from harness import free_ports
+from harness import addresses, assert_ok, free_ports, run_script
 from test_receiver import ready, serving
 
 from fed._config import build_config, read_tls
@@ -141,3 +142,31 @@ def test_a_client_whose_certificate_does_not_name_a_party_exactly_is_refused_on_
             await receiver.stop(0)
 
     asyncio.run(main())
+
+
+def test_certificates_that_name_no_party_fail_init_at_once_saying_what_they_name(tmp_path):
+    """Each party finds it within seconds of its peer's server coming up. (A party whose peer has
+    already given up and gone cannot read its certificate any more: it fails after timeout_in_ms,
+    20 s here, which is why only one of them is held to the seconds.)"""
+    make_certs(["server"], tmp_path)  # one certificate for both parties, for the name 'server'
+
+    parties = run_script("tls_names.py", addresses("alice", "bob"), str(tmp_path), "plain", timeout=120)
+
+    assert_ok(parties)
+    took = {}
+    for name, peer in (("alice", "bob"), ("bob", "alice")):
+        line = next(x for x in parties[name].output.splitlines() if x.startswith(f"{name} INIT FAILED"))
+        if "presents a TLS certificate" in line:
+            took[name] = float(re.search(r"after ([0-9.]+) s", line).group(1))
+            assert f"party {peer!r} at " in line and f"for 'localhost', 'server', not {peer!r}" in line, line
+            assert "fed certs" in line and "tls_config['party_cert_names']" in line
+    assert took and min(took.values()) < 10, took  # the receiver's start and a short try, not 20 s
+
+
+def test_party_cert_names_maps_parties_to_the_names_their_certificates_carry(tmp_path):
+    make_certs(["server"], tmp_path)
+
+    parties = run_script("tls_names.py", addresses("alice", "bob"), str(tmp_path), "mapped", timeout=120)
+
+    assert_ok(parties)
+    assert "alice RESULT 5" in parties["alice"].output and "bob RESULT 5" in parties["bob"].output

@@ -87,3 +87,20 @@ def test_exceptions_and_config_modules_are_rayfeds_names():
     assert {"FedError", "FedSendError", "FedPeerLostError", "FedDivergenceError"} <= set(fed.exceptions.__all__)
     with pytest.raises(ValueError, match="no job named 'nope' was initialised"):
         fed.config.get_job_config("nope")
+
+
+def test_party_cert_names_name_known_parties_with_dns_names(tmp_path):
+    from fed._config import build_config
+    from fed._security.certs import make_certs
+
+    make_certs(["server"], tmp_path)
+    tls = {"ca_cert": str(tmp_path / "ca.crt"), "cert": str(tmp_path / "server.crt"),
+           "key": str(tmp_path / "server.key")}
+    addrs = {"alice": "127.0.0.1:1", "bob": "127.0.0.1:2"}
+
+    cfg = build_config(party="alice", addresses=addrs, tls_config={**tls, "party_cert_names": {"bob": "server"}})
+    assert (cfg.tls.name_of("bob"), cfg.tls.name_of("alice")) == ("server", "alice")
+    with pytest.raises(ValueError, match="did you mean 'bob' for 'bobb'"):
+        build_config(party="alice", addresses=addrs, tls_config={**tls, "party_cert_names": {"bobb": "server"}})
+    with pytest.raises(ValueError, match="must be a DNS name"):
+        build_config(party="alice", addresses=addrs, tls_config={**tls, "party_cert_names": {"bob": "a b"}})
