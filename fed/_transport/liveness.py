@@ -158,8 +158,7 @@ class PeerWatch:
         both = min(mine, theirs)
         if both and digest != str(self._calls.digest(both)):
             await self._diverged(party, channel, both)
-        asked = {object_id for object_id, _ in waits}
-        never = [object_id for object_id in never if object_id in asked]  # only what this party asked
+        never = sorted({waits[i][0] for i in never if i < len(waits)})  # only what this party asked
         if never:
             self._on_will_not_come(party, never, theirs)
         return "yes"
@@ -215,9 +214,10 @@ def gone_error(me: str, src: str, gone: Gone, object_id: str, fingerprint: str) 
     return FedPeerLostError(f"party {src!r} is lost ({gone.cause}); {what} will not come. Did its process die?")
 
 
-def ping_answer(config: FedConfig, calls: CallLog, theirs: int, never: list[str] = ()) -> bytes:
+def ping_answer(config: FedConfig, calls: CallLog, theirs: int, never: list[int] = ()) -> bytes:
     """Who answers (party, job) and, if the pinging party shared ``theirs`` calls, this party's
-    digest at the length both know; ``never``: values it asked about that will not come."""
+    digest at the length both know; ``never``: the places in the ping's waits of the values that
+    will not come."""
     both = min(theirs, len(calls))
     if both > 0:
         return wire.encode_ping_answer(config.party, config.job_name, len(calls), str(calls.digest(both)), never)

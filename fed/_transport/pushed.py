@@ -42,10 +42,11 @@ class Pushed:
         for dst, object_id in failed:
             self._sent.get(dst, set()).discard(object_id)
 
-    def will_not_come(self, dst: str, waits: Iterable[tuple[str, int]], calls: int) -> list[str]:
+    def will_not_come(self, dst: str, waits: Iterable[tuple[str, int]], calls: int) -> list[int]:
         """Of the values ``dst`` waits for (object id, how many calls its program had made when it
-        asked), those this party will never push to it, given that its program made ``calls``."""
+        asked), the places of those this party will never push to it, given that its program made
+        ``calls``."""
         if not self.complete:
             return []
         sent = self._sent.get(dst, set())
-        return [object_id for object_id, asked_at in waits if calls > asked_at and object_id not in sent]
+        return [i for i, (object_id, asked_at) in enumerate(waits) if calls > asked_at and object_id not in sent]

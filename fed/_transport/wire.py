@@ -258,8 +258,9 @@ def decode_ping(frame: bytes) -> tuple[Any, Any, int, list[tuple[str, int]]]:
 
 
 def encode_ping_answer(party: str, job: str, calls: int | None = None, digest: str | None = None,
-                       never: Sequence[str] = ()) -> bytes:
-    """``never``: the values the ping asked about that this party will never send to the pinging one."""
+                       never: Sequence[int] = ()) -> bytes:
+    """``never``: the values the ping asked about that this party will never send to the pinging
+    one, by their place in the ping's ``waits`` (so nothing the ping carried is sent back)."""
     answer: dict[str, Any] = {"party": party, "job": job}
     if calls is not None:
         answer.update(calls=calls, digest=digest)
@@ -268,14 +269,15 @@ def encode_ping_answer(party: str, job: str, calls: int | None = None, digest: s
     return json.dumps(answer).encode()
 
 
-def decode_ping_answer(frame: bytes) -> tuple[Any, Any, int, str | None, list[str]]:
+def decode_ping_answer(frame: bytes) -> tuple[Any, Any, int, str | None, list[int]]:
     """``(party, job, calls, digest, never)`` of a ping answer; a malformed one is a ``WireError``."""
     body = loads(frame, "ping answer")
     calls, digest, never = body.get("calls", 0), body.get("digest"), body.get("never", [])
     if type(calls) is not int or calls < 0 or not (digest is None or isinstance(digest, str) and len(digest) <= 64):
         raise WireError("malformed ping answer")
-    if not isinstance(never, list) or len(never) > MAX_WAITS or not all(_object_id(o) for o in never):
-        raise WireError("malformed ping answer: 'never' must be a short list of object ids")
+    if not isinstance(never, list) or len(never) > MAX_WAITS or not all(
+            type(i) is int and 0 <= i < MAX_WAITS for i in never):
+        raise WireError(f"malformed ping answer: 'never' must list places in the ping's waits (0 to {MAX_WAITS - 1})")
     return body.get("party"), body.get("job"), calls, digest, never
 
 

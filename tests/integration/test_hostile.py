@@ -256,6 +256,11 @@ def attacks(canary):
         ("huge_int_ping", "ping", b'{"job": "j", "src": "alice", "calls": ' + b"9" * 5000 + b"}", IA,
          "malformed ping"),
         ("deep_json_bye", "bye", DEEP[:60_000], IA, "malformed goodbye"),
+        ("ping_waits_not_pairs", "ping", b'{"job": "j", "src": "alice", "waits": {"1:0": 1}}', IA, "malformed ping"),
+        ("ping_waits_too_many", "ping", wire.encode_ping("j", "alice", 0, [("1:0", 0)] * 16)[:-2]
+         + b', ["1:0", 0]]}', IA, "malformed ping"),
+        ("ping_waits_forged_id", "ping", b'{"job": "j", "src": "alice", "waits": [["1:0\\n' + FORGED.encode()
+         + b'", 0]]}', IA, "malformed ping"),
         ("error_frame_not_object", "stream", pushed([b'["not", "an", "object"]'], codec="error"), IA, "error frame"),
         ("error_frame_nested", "stream", pushed([b"[" * 50_000], codec="error"), IA, "error frame"),
         ("whole_too_short", "whole", b"\x01\x02", IA, "shorter than"),
@@ -290,6 +295,16 @@ def test_an_attack_is_refused_for_its_own_reason_and_the_receiver_holds(bob, nam
     new = bob.log_lines()[log_from:]
     assert any(line.startswith("WARNING fed.receiver: refused a call") for line in new), new
     bob.assert_intact(log_from)
+
+
+def test_a_ping_asking_about_values_gets_no_text_of_its_own_back(bob):
+    waits = [(f"{i}:0{SECRET}"[:256], 0) for i in range(wire.MAX_WAITS)]
+
+    answer = asyncio.run(unary(bob.addrs["bob"], wire.PING_METHOD, wire.encode_ping("j", "alice", 0, waits)))
+
+    assert not isinstance(answer, tuple), answer
+    assert SECRET.encode() not in answer and b":0" not in answer, answer  # places in waits, never the ids
+    assert wire.decode_ping_answer(answer)[:2] == ("bob", "j")
 
 
 def test_refused_values_leave_no_slot_behind(bob):

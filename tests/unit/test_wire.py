@@ -98,8 +98,11 @@ def test_error_frames_round_trip_and_a_long_cause_is_cut():
     (wire.decode_ping, b'{"job": "j", "src": "alice", "waits": [["' + b"x" * 257 + b'", 1]]}'),
     (wire.decode_ping, b'{"job": "j", "src": "alice", "waits": [' + b", ".join([b'["1:0", 1]'] * 17) + b"]}"),
     (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "never": "1:0"}'),
-    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "never": [1]}'),
-    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "never": [' + b", ".join([b'"1:0"'] * 17) + b"]}"),
+    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "never": ["1:0"]}'),
+    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "never": [-1]}'),
+    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "never": [16]}'),
+    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "never": [true]}'),
+    (wire.decode_ping_answer, b'{"party": "bob", "job": "j", "never": [' + b", ".join([b"1"] * 17) + b"]}"),
     (wire.decode_calls_request, b'{"job": "j", "src": "alice", "upto": "1"}'),
     (wire.decode_bye, b'{"job": "j", "src": "alice", "kind": "vanished"}'),
     (wire.decode_bye, b'{"job": "j", "src": "alice", "kind": "aborted", "error_type": "E\\n"}'),
@@ -115,8 +118,8 @@ def test_control_messages_round_trip():
     assert wire.decode_ping(wire.encode_ping("j", "alice", 3, [("4:0", 2)])) == ("j", "alice", 3, [("4:0", 2)])
     assert wire.decode_ping_answer(wire.encode_ping_answer("bob", "j", 5, "123")) == ("bob", "j", 5, "123", [])
     assert wire.decode_ping_answer(wire.encode_ping_answer("bob", "j")) == ("bob", "j", 0, None, [])
-    assert wire.decode_ping_answer(wire.encode_ping_answer("bob", "j", 5, None, ["4:0"])) == \
-        ("bob", "j", 5, None, ["4:0"])
+    assert wire.decode_ping_answer(wire.encode_ping_answer("bob", "j", 5, None, [0, 3])) == \
+        ("bob", "j", 5, None, [0, 3])
     assert wire.decode_calls_request(wire.encode_calls_request("j", "alice", upto=4)) == ("j", "alice", 4, None)
     assert wire.decode_bye(wire.encode_bye("j", "alice", "aborted", "E", "c")) == ("j", "alice", "aborted", "E", "c")
 
