@@ -177,7 +177,7 @@ def _start_proxies(cfg: FedConfig, owns_ray: bool,
                    on_failure: Callable[[BaseException], None] | None) -> context.Runtime:
     comm = cfg.comm
     receiver = ray.remote(Receiver).options(
-        **actor_options(comm.recv_resource_label, receiver_mod.CONCURRENCY)).remote(cfg)
+        **actor_options(comm.recv_resource_label, receiver_mod.CONCURRENCY, comm.proxy_max_restarts)).remote(cfg)
     sender = None
     try:
         _placed(receiver.start.remote(), "receiver", comm.recv_resource_label, comm.timeout_in_ms)

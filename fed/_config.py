@@ -167,10 +167,9 @@ def parse_comm(raw: Mapping[str, Any] | None) -> CommConfig:
         raw["grpc_retry_policy"] = parse_retry_policy(raw["grpc_retry_policy"])
     if "grpc_channel_options" in raw:
         raw["grpc_channel_options"] = parse_channel_options(raw["grpc_channel_options"])
-    if raw.get("proxy_max_restarts") is not None:
-        raise ValueError("cross_silo_comm['proxy_max_restarts'] is not supported yet: fed's receiver and sender are "
-                         "not restarted when their process dies (a lost receiver fails the waits on it, and a lost "
-                         "peer is reported by liveness). Remove the key, or set it to None")
+    restarts = raw.get("proxy_max_restarts")
+    if restarts is not None and restarts < -1:
+        raise ValueError(f"cross_silo_comm['proxy_max_restarts'] must be -1 (no limit), 0 or more, got {restarts!r}")
     return CommConfig(**raw)
 
 

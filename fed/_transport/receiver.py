@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 from typing import Any
 
 import grpc
 import numpy as np
+import ray
 
 from fed import _logs as logs
 from fed._config import FedConfig
@@ -41,6 +43,16 @@ CONCURRENCY = 1_000_000
 DECODERS_PER_PEER = 2
 
 
+def _restarted() -> bool:
+    """Whether Ray restarted this receiver actor (``proxy_max_restarts``) rather than creating it."""
+    if not ray.is_initialized():
+        return False
+    try:
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:  # noqa: BLE001 - not in an actor (a receiver made directly, in tests)
+        return False
+
+
 class Receiver:
     """Holds one gRPC server on the party's listening address for one job.
 
@@ -70,6 +82,29 @@ class Receiver:
         self._refused = 0  # pushes and requests refused, from any peer
         # With TLS, every call starts with this party's proof of who it is (see server_proof).
         self._prover = Prover(config.tls.cert, config.tls.key, config.job_name, config.party) if config.tls else None
+        self._calls_gap_logged = False
+        if _restarted():  # proxy_max_restarts: Ray made this actor again after its process died
+            try:
+                self._restart = asyncio.get_running_loop().create_task(self._serve_again())
+            except RuntimeError:  # a Ray that runs constructors outside the actor's event loop
+                logger.error("the receiver of party %r was restarted but cannot listen again on this Ray "
+                             "version; the job's pushes to it will fail", config.party)
+
+    async def _serve_again(self) -> None:
+        """After a restart: listen again. What the dead receiver held is lost (its waits failed
+        with the actor), and the calls the driver shared are unknown here, so comparing calls
+        with the peers and telling them which values will not come stay off until the job ends."""
+        try:
+            await self.start()
+        except Exception as exc:  # noqa: BLE001 - nothing else would report it
+            logger.error("the restarted receiver of party %r cannot listen again: %s", self._config.party, exc)
+            return
+        logger.warning("the receiver of party %r was restarted (proxy_max_restarts) and listens again on %s; "
+                       "values it held before are lost", self._config.party, self._config.listen_address)
+
+    def pid(self) -> int:
+        """The receiver's process (for operators, and tests that kill it)."""
+        return os.getpid()
 
     async def start(self) -> str:
         """Bind the listening address and serve; a taken port is an error, never shared."""
@@ -231,8 +266,10 @@ class Receiver:
         self._pushed.add(started, failed)
         try:
             self._calls.extend(start, digests, fingerprints)
-        except ValueError as exc:
-            logger.warning("%s", exc)
+        except ValueError as exc:  # a restarted receiver: the calls before its restart are unknown here
+            if not self._calls_gap_logged:
+                logger.warning("%s; comparing calls with the peers is off from now on", exc)
+                self._calls_gap_logged = True
 
     async def _prove(self, context: grpc.aio.ServicerContext) -> None:
         """Before anything else in a call: this party's proof, for the client its certificate names."""

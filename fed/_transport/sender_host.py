@@ -66,7 +66,7 @@ class ActorSender:
     def __init__(self, config: FedConfig) -> None:
         comm = config.comm
         self._actor = ray.remote(Sender).options(
-            **actor_options(comm.send_resource_label, comm.max_concurrency)).remote(config)
+            **actor_options(comm.send_resource_label, comm.max_concurrency, comm.proxy_max_restarts)).remote(config)
 
     def send(self, dst: str, object_id: str, fingerprint: str, ref: Any) -> concurrent.futures.Future:
         """Push the value of ``ref`` from the actor; the future holds the bytes sent or the error."""
@@ -96,9 +96,12 @@ class ActorSender:
             ray.kill(self._actor)
 
 
-def actor_options(resources: Any, max_concurrency: int) -> dict[str, Any]:
-    """Ray options for a proxy actor (sender or receiver): no CPU, optional placement resources."""
+def actor_options(resources: Any, max_concurrency: int, max_restarts: int | None = None) -> dict[str, Any]:
+    """Ray options for a proxy actor (sender or receiver): no CPU, optional placement resources,
+    and how often Ray restarts it when its process dies (``proxy_max_restarts``; -1: always)."""
     options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": max_concurrency}
+    if max_restarts:
+        options["max_restarts"] = max_restarts
     if resources:
         options["resources"] = dict(resources)
     return options

@@ -58,3 +58,14 @@ def test_grpc_retry_policy_drives_the_push_retries():
     assert "gave up after 3 tries: grpc_retry_policy maxAttempts=3" in line
     assert cuts == 3
     assert "bob ENDED" in parties["bob"].output and "gave up after 3 tries" in parties["bob"].output
+
+
+def test_proxy_max_restarts_restarts_a_killed_receiver_which_serves_the_next_values(tmp_path):
+    parties = run_script("restart.py", addresses("alice", "bob"), str(tmp_path), timeout=180)
+
+    assert_ok(parties)
+    bob = parties["bob"].output
+    assert "bob RESTARTED True" in bob
+    assert "was restarted (proxy_max_restarts) and listens again" in bob
+    for name in ("alice", "bob"):
+        assert f"{name} FIRST 11" in parties[name].output and f"{name} SECOND 12" in parties[name].output

@@ -58,11 +58,12 @@ def test_malformed_channel_options_are_value_errors(options, message):
 
 
 def test_the_other_rayfed_keys_are_accepted_or_refused_saying_what_to_do():
-    comm = parse_comm({"proxy_max_restarts": None, "continue_waiting_for_data_sending_on_error": True})
+    comm = parse_comm({"proxy_max_restarts": 3, "continue_waiting_for_data_sending_on_error": True})
 
-    assert comm.proxy_max_restarts is None and comm.continue_waiting_for_data_sending_on_error
-    with pytest.raises(ValueError, match="proxy_max_restarts'\\] is not supported yet.*Remove the key"):
-        parse_comm({"proxy_max_restarts": 3})
+    assert comm.proxy_max_restarts == 3 and comm.continue_waiting_for_data_sending_on_error
+    assert parse_comm({"proxy_max_restarts": -1}).proxy_max_restarts == -1
+    with pytest.raises(ValueError, match="proxy_max_restarts'\\] must be -1"):
+        parse_comm({"proxy_max_restarts": -2})
     with pytest.raises(ValueError, match="continue_waiting_for_data_sending_on_error'\\] must be bool"):
         parse_comm({"continue_waiting_for_data_sending_on_error": "yes"})
 
