@@ -23,6 +23,7 @@ from fed._serialization import codec
 from fed._serialization.policy import make_policy
 from fed._transport import grpc_setup, wire
 from fed._transport.admission import Refused, check_header, check_source, describe, holding_cost
+from fed._transport.awaited import Awaited
 from fed._transport.liveness import Gone, PeerWatch, calls_answer, gone_error, ping_answer
 from fed._transport.mailbox import Arrived, Mailbox, NoRoom
 from fed._transport.metrics import Meter, node_id
@@ -75,9 +76,10 @@ class Receiver:
         self._box = Mailbox(config.party, comm.max_buffered_bytes, comm.max_wait_in_ms, self._meter)
         self._calls = CallLog()  # this party's calls, as far as its driver has shared them
         self._pushed = Pushed()  # and its pushes
-        self._asked_at: dict[tuple[str, str], int] = {}  # awaited values -> calls made when asked
+        self._awaited = Awaited(config.party, self._box)  # and when it asked for what it waits for
         self._outcomes: dict[str, asyncio.Future] = {}  # fed.send's pushes -> whether delivered
-        self._peers = PeerWatch(config, self._calls, self._peer_gone, self._waits_on, self._will_not_come)
+        self._peers = PeerWatch(config, self._calls, self._peer_gone, self._awaited.oldest,
+                                self._awaited.will_not_come)
         self._server: grpc.aio.Server | None = None
         self._refused = 0  # pushes and requests refused, from any peer
         # With TLS, every call starts with this party's proof of who it is (see server_proof).
@@ -157,12 +159,12 @@ class Receiver:
             if gone is not None:
                 raise gone_error(self._config.party, src, gone, object_id, fingerprint)
             if asked_at is not None:
-                self._asked_at[key] = asked_at
+                self._awaited.asked(key, asked_at)
             self._peers.watch(src, lambda: box.waits_for(src))
         try:
             arrived = await box.take(key, fingerprint)
         finally:
-            self._asked_at.pop(key, None)
+            self._awaited.done(key)
         if arrived.fingerprint != fingerprint:
             raise FedDivergenceError(
                 f"party {src!r} sent value {object_id} for call {arrived.fingerprint!r}, but this "
@@ -179,31 +181,6 @@ class Receiver:
         for take in takes:
             take.add_done_callback(_retrieved)  # errors after the first are not worth a warning
         return list(await asyncio.gather(*takes))
-
-    def _waits_on(self, party: str) -> list[tuple[str, int]]:
-        """The oldest values from ``party`` this party waits for, with the calls made when asked."""
-        waits = [(key[1], asked_at) for key, asked_at in self._asked_at.items()
-                 if key[0] == party and key in self._box.waiting and not self._box.receiving(key)]
-        return waits[:wire.MAX_WAITS]
-
-    def _will_not_come(self, party: str, object_ids: list[str], calls: int) -> None:
-        """``party`` says it will never send these values: every wait on them ends with why."""
-        me = self._config.party
-        for object_id in object_ids:
-            key = (party, object_id)
-            asked_at = self._asked_at.get(key)
-            fingerprint = self._box.waiting.get(key)
-            if asked_at is None or fingerprint is None or self._box.receiving(key):
-                continue  # not asked about, or arriving after all
-            logger.warning("party %r will not send value %s (%s) that this party waits for", party, object_id,
-                           fingerprint)
-            self._box.deliver(key, Arrived(fingerprint, error=FedError(
-                f"party {party!r} will not send value {object_id} ({fingerprint}) that party {me!r} waits for: "
-                f"its program has made {calls} calls, past the {asked_at} this party had made when it asked, "
-                "so it has passed every point where it pushes this value, and no push of it to this party "
-                "started (or the one that did failed). Either the parties' programs diverged (a call or "
-                "fed.get that only one of them made) or fed lost the push (please report it); look at "
-                f"party {party!r}'s log for a failed push")))
 
     def _peer_gone(self, party: str) -> None:
         """``party`` will send nothing more: every wait on it ends with an error that says why."""
