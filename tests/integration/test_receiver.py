@@ -518,9 +518,10 @@ def test_a_sender_talks_only_to_a_server_whose_certificate_names_the_destination
 
     async def main():
         async with serving(fake_bob, cfg["alice"]) as (receiver, (sender,)):
-            with pytest.raises(FedSendError, match="certificate naming 'bob'") as info:
+            with pytest.raises(FedSendError, match="presents a TLS certificate for .*'carol'.*, not 'bob'") as info:
                 await sender.send("bob", "1:0", "f@alice#1", ready("secret"))
             assert "reached party" not in str(info.value)  # stopped by TLS, not by the header check
+            assert "party_cert_names" in str(info.value)  # and it says how to fix it
             assert receiver.counts() == {"values": 0, "duplicates": 0, "buffered_bytes": 0}
 
     asyncio.run(main())
