@@ -38,6 +38,8 @@ _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, gr
 # Backoff while the receiver has no room: capped low, so that room is used soon after it frees.
 _FIRST_DELAY_S = 0.1
 _FIRST_PING_S = 1.0
+# A channel argument gRPC ignores but keys connections by: a channel with it gets its own connection.
+_OWN_CONNECTION = "fed.own_connection"
 _ROOM_DELAY_MAX_S = 1.0
 _ROOM_LOG_EVERY_S = 5.0
 # Tries of pushes to one peer that run at once. Thousands of values in flight are thousands of
@@ -58,7 +60,7 @@ class Sender:
     def __init__(self, config: FedConfig) -> None:
         logs.setup(config.logging_level)  # in its own actor process too
         self._config = config
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
         self._metadata = tuple((k.lower(), v) for k, v in (config.comm.http_header or {}).items())
         self.meter = Meter(config.job_name, config.party, "sent")
         self._room_logged: dict[str, float] = {}  # peer -> when "no room there" was last logged
@@ -68,13 +70,16 @@ class Sender:
                                 config.tls.name_of) if config.tls else None
         self._names_checked: set[str] = set()  # peers whose certificate names were read (``_check_names``)
 
-    def _channel(self, dst: str) -> grpc.aio.Channel:
-        channel = self._channels.get(dst)
+    def _channel(self, dst: str, control: bool = False) -> grpc.aio.Channel:
+        """The channel to ``dst`` for values, or with ``control`` one with a connection of its own
+        (a goodbye must not queue behind a large push on a slow link)."""
+        channel = self._channels.get((dst, control))
         if channel is None:
             cfg = self._config
             channel = grpc_setup.open_channel(cfg.addresses[dst], dst, cfg.tls, cfg.comm.chunk_size_in_bytes,
+                                              {_OWN_CONNECTION: 1} if control else None,
                                               user=cfg.comm.grpc_channel_options)
-            self._channels[dst] = channel
+            self._channels[(dst, control)] = channel
         return channel
 
     async def ping(self, dst: str) -> None:
@@ -337,9 +342,9 @@ class Sender:
         """
         cfg = self._config
         try:
-            await proven.gated(self._channel(dst), wire.BYE_METHOD, wire.encode_bye(cfg.job_name, cfg.party, kind,
-                                                                                  error_type, cause),
-                               self._checker, dst, timeout=2.0, metadata=self._metadata)
+            request = wire.encode_bye(cfg.job_name, cfg.party, kind, error_type, cause)
+            await proven.gated(self._channel(dst, control=True), wire.BYE_METHOD, request, self._checker, dst,
+                               timeout=2.0, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             logger.info("could not say goodbye to %s: %s", dst, _describe(exc))
             return False
