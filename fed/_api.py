@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import logging
 import signal
 import sys
@@ -25,15 +24,12 @@ from fed._runtime.remote import FedActorHandle
 from fed._runtime.send_watch import unwrap
 from fed._serialization import registry
 from fed._serialization.restricted import compile_allowed
-from fed._transport import receiver as receiver_mod
-from fed._transport.receiver import Receiver
-from fed._transport.sender_host import actor_options, start_sender
+from fed._transport import party as transport
 
 logger = logging.getLogger("fed")
 _atexit_registered = False
 _warned_no_tls = False
 _last_audit: AuditLog | None = None
-_BARRIER_LOOK_S = 0.5  # how often fed.init's barrier asks the receiver which peers reached it
 
 
 def init(
@@ -150,7 +146,11 @@ def _start_multi(cfg: FedConfig, address: str | None,
     if owns_ray:
         ray.init(address=address or "local")
     try:
-        return _start_proxies(cfg, owns_ray, on_failure)
+        try:
+            sender, receiver = transport.start(cfg)
+        except Exception as exc:
+            raise _public(exc) from None
+        return context.Runtime(cfg, sender, receiver, owns_ray, on_failure)
     except BaseException:
         if owns_ray:
             ray.shutdown()
@@ -171,55 +171,6 @@ def _start_single(cfg: FedConfig, address: str | None) -> single.SingleRuntime:
                        single.resource(missing[0]), single.ray_resources(parties))
     logger.info("single-controller mode: this process plays parties %s", ", ".join(parties))
     return single.SingleRuntime(cfg, owns_ray, placed=not missing)
-
-
-def _start_proxies(cfg: FedConfig, owns_ray: bool,
-                   on_failure: Callable[[BaseException], None] | None) -> context.Runtime:
-    comm = cfg.comm
-    receiver = ray.remote(Receiver).options(
-        **actor_options(comm.recv_resource_label, receiver_mod.CONCURRENCY, comm.proxy_max_restarts)).remote(cfg)
-    sender = None
-    try:
-        _placed(receiver.start.remote(), "receiver", comm.recv_resource_label, comm.timeout_in_ms)
-        sender = start_sender(cfg)
-        if comm.send_resource_label:
-            _placed(sender.ready(), "sender", comm.send_resource_label, comm.timeout_in_ms)
-        if cfg.barrier_on_initializing:
-            _barrier(cfg.peers, sender, receiver)
-    except Exception as exc:
-        if sender is not None:
-            sender.stop(timeout=5)
-        ray.kill(receiver)
-        raise _public(exc) from None
-    return context.Runtime(cfg, sender, receiver, owns_ray, on_failure)
-
-
-def _barrier(peers: list[str], sender: Any, receiver: Any) -> None:
-    """Wait until every peer is present: it answers a ping, or it has already reached this party
-    (pinged, pushed or said goodbye; a fast peer may finish its program before this one gets
-    here). A peer that does neither within ``timeout_in_ms`` fails ``fed.init``."""
-    pending = {peer: sender.ping(peer) for peer in peers}
-    while pending:
-        concurrent.futures.wait(pending.values(), timeout=_BARRIER_LOOK_S,
-                                return_when=concurrent.futures.FIRST_EXCEPTION)
-        for peer in ray.get(receiver.heard_from.remote(list(pending))):
-            pending.pop(peer).cancel()
-        for peer, answer in list(pending.items()):
-            if answer.done():
-                answer.result()  # raises if the peer did not answer in time
-                del pending[peer]
-    ray.get(receiver.peers_started.remote(peers))
-
-
-def _placed(ready: Any, what: str, label: Any, timeout_ms: int) -> None:
-    """Wait for a proxy actor to start; a clear error if Ray cannot place it within ``timeout_ms``."""
-    try:
-        ray.get(ready, timeout=timeout_ms / 1000)
-    except ray.exceptions.GetTimeoutError:
-        needs = f"asks Ray for {label}, and no node has that free" if label else "was not scheduled"
-        raise FedError(f"fed's {what} actor did not start within {timeout_ms} ms: it {needs} (free now: "
-                       f"{ray.available_resources()}). The receiver and the sender each take the resources "
-                       "of their label: give the node enough of them (ray start --resources=...)") from None
 
 
 def _public(exc: BaseException) -> BaseException:

@@ -78,6 +78,7 @@ class FedConfig:
     audit_log_file: str | None = None
     types: Types = NONE  # fed.register_type's registrations when fed.init ran
     logging_level: int = logging.INFO  # fed's log level, also in the receiver and sender actors
+    link: str = "grpc"  # what carries the bytes (``fed._transport.link.LINKS``)
 
     @property
     def peers(self) -> list[str]:

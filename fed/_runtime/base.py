@@ -14,8 +14,8 @@ from typing import Any
 
 from fed._config import FedConfig
 from fed._runtime.audit import AuditLog
-from fed._runtime.call_log import CallLog
 from fed._runtime.objects import FedObject
+from fed._transport.call_log import CallLog
 
 _sessions = itertools.count(1)
 

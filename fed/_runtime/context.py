@@ -76,7 +76,7 @@ class Runtime(RuntimeBase):
         error = failure_of(push)
         if error is None:
             sent = push.result()
-            self.audit.record(**entry, nbytes=sent.nbytes, outcome="error" if sent.codec == "error" else "sent")
+            self.audit.record(**entry, nbytes=sent.nbytes, outcome="error" if sent.error else "sent")
         else:
             with self._lock:
                 self._failed.append((dst, object_id))

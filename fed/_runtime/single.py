@@ -76,7 +76,7 @@ class Crossing:
             segments, copied = codec.encode(value, self._policy.types, by_value=self._policy.unsafe)
         except codec.EncodeError as exc:
             raise FedSendError(f"value {object_id} ({fingerprint}) cannot leave party {src!r}: {exc}") from None
-        size = wire.layout(s.nbytes for s in segments)[-1]
+        size = wire.payload_size(segments)
         if size > self._limit:
             raise FedSendError(f"value {object_id} ({fingerprint}) is {size} bytes, over "
                                f"messages_max_size_in_bytes={self._limit}; it cannot leave party {src!r}")

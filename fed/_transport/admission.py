@@ -9,62 +9,45 @@ back), and ``detail`` for this party's log, with the peer's fields truncated and
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Any
 
-import grpc
-
 from fed._config import FedConfig
-from fed._security.identity import peer_names
 from fed._security.untrusted import clip
 from fed._serialization import codec
 from fed._transport import wire
+from fed._transport.link import Refusal, Refused
+
+__all__ = ["SLOT_COST", "Refused", "check_header", "check_source", "describe", "holding_cost"]
 
 # Bytes this party holds per stored value besides its payload and its decoded form: the slot,
 # its key, the header and the bookkeeping around it.
 SLOT_COST = 1024
 
 
-class Refused(Exception):
-    """A message this receiver will not take: the gRPC status for the sender, and whether the push
-    is refused only until this party consumes values (``wire.NO_ROOM`` tells the sender)."""
-
-    def __init__(self, code: grpc.StatusCode, public: str, detail: str | None = None,
-                 no_room: bool = False) -> None:
-        super().__init__(public)
-        self.code = code
-        self.public = public
-        self.detail = detail
-        self.no_room = no_room
-
-    def __str__(self) -> str:
-        return self.public if self.detail is None else f"{self.public} ({self.detail})"
-
-
-def check_source(config: FedConfig, job: Any, src: Any, auth_context: Any) -> str:
-    """``src`` if the message is for this job and comes from one of its peers (proved by the
-    certificate with TLS); else ``Refused``."""
+def check_source(config: FedConfig, job: Any, src: Any, names: Set[str]) -> str:
+    """``src`` if the message is for this job and comes from one of its peers (with TLS, named by
+    the caller's certificate: ``names``, as the link read them); else ``Refused``."""
     if job != config.job_name:
-        raise Refused(grpc.StatusCode.NOT_FOUND, "unknown job", f"job {clip(job, 130)}")
+        raise Refused(Refusal.UNKNOWN_JOB, "unknown job", f"job {clip(job, 130)}")
     if not isinstance(src, str) or src not in config.addresses or src == config.party:
-        raise Refused(grpc.StatusCode.PERMISSION_DENIED, "unknown source party", f"src {clip(src, 130)}")
+        raise Refused(Refusal.NOT_PERMITTED, "unknown source party", f"src {clip(src, 130)}")
     if config.tls is not None:
-        names = peer_names(auth_context)
         if config.tls.name_of(src) not in names:
-            raise Refused(grpc.StatusCode.PERMISSION_DENIED,
+            raise Refused(Refusal.NOT_PERMITTED,
                           f"the client certificate does not name the claimed source party {src!r}",
                           f"it names {clip(', '.join(sorted(names)[:5]) or 'no party', 200)}")
     return src
 
 
-def check_header(config: FedConfig, header: wire.Header, auth_context: Any) -> None:
+def check_header(config: FedConfig, header: wire.Header, names: Set[str]) -> None:
     """A push's header: addressed here, from a peer, within the size limit."""
     if header.dst != config.party:
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "push addressed to another party",
-                      f"dst {clip(header.dst, 130)}")
-    check_source(config, header.job, header.src, auth_context)
+        raise Refused(Refusal.MALFORMED, "push addressed to another party", f"dst {clip(header.dst, 130)}")
+    check_source(config, header.job, header.src, names)
     limit = config.comm.messages_max_size_in_bytes
     if header.total_size > limit:
-        raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+        raise Refused(Refusal.TOO_LARGE,
                       f"value of {header.total_size} bytes exceeds this party's messages_max_size_in_bytes={limit}")
 
 

@@ -2,9 +2,9 @@
 
 The receiver asks ``PeerWatch`` before and while it waits for a value from a peer. While anything
 waits on a peer, the peer's receiver is pinged every ``liveness_timeout_in_ms / 5``. A peer whose
-connection fails for ``liveness_timeout_in_ms`` is lost: its port refuses (process died), or its
-gRPC core stopped acknowledging the channel's HTTP/2 keepalive pings (machine gone or frozen; see
-``grpc_setup.liveness_options``). A peer that is only slow (its task runs for an hour, its Python
+connection fails for ``liveness_timeout_in_ms`` is lost: its port refuses (process died), or the
+link's keepalive closed a silent connection (machine gone or frozen; for gRPC see
+``grpc_link.liveness_options``). A peer that is only slow (its task runs for an hour, its Python
 answers pings late) keeps its connection, so it is waited for; one that answers no ping at all
 over a live connection is lost after ``timeout_in_ms``. A peer never seen yet (no barrier at
 ``fed.init``, no answer, no push) may still be starting: it gets ``timeout_in_ms`` too.
@@ -15,21 +15,17 @@ that diverged and now wait on each other are told where.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable
 
-import grpc
-
 from fed._config import FedConfig
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError
-from fed._runtime.call_log import CallLog, first_difference
-from fed._security.server_proof import Checker
 from fed._security.untrusted import clip
-from fed._transport import grpc_setup, proven, wire
+from fed._transport import link, wire
+from fed._transport.call_log import CallLog, first_difference
+from fed._transport.link import Connection, LinkError, ProofError
 
 logger = logging.getLogger("fed.receiver")
 
@@ -57,15 +53,13 @@ class PeerWatch:
         self._on_will_not_come = on_will_not_come
         self._gone: dict[str, Gone] = {}
         self._watches: dict[str, asyncio.Task] = {}
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._seen: set[str] = set()
+        self._link: link.Outbound | None = None  # made on first use, on the receiver's event loop
+        self._seen: set[str] = set()  # peers known to have started
         self._contact: dict[str, float] = {}  # when each peer last reached this party (ping, push, bye)
-        self._checker = Checker(config.tls.ca_cert, config.job_name, config.party,
-                                config.tls.name_of) if config.tls else None
 
     def seen(self, party: str) -> None:
-        """``party`` is known to have started (it answered, pinged, pushed or said goodbye); it
-        is alive now, whatever this party's pings to it met so far."""
+        """``party`` reached this party (it pinged, pushed or said goodbye, or answered at
+        ``fed.init``): it has started, and it is alive now, whatever this party's pings to it met so far."""
         self._seen.add(party)
         self._contact[party] = time.monotonic()
 
@@ -102,7 +96,7 @@ class PeerWatch:
                 logger.warning("pinging %s failed: %s: %s", party, type(exc).__name__, clip(str(exc)))
                 answer = "unreachable"
             now = time.monotonic()
-            if answer == "yes":
+            if answer == "yes":  # it has started; its answers end a run of failures below
                 last_answer = now
                 self._seen.add(party)
             # Refused or broken connections (keepalive closes a silent one) for the liveness
@@ -129,75 +123,65 @@ class PeerWatch:
         ping timed out, ``unreachable`` if the connection failed, someone else answered, or the
         answer was malformed (it counts as no answer; the watch goes on)."""
         cfg = self._config
-        channel = self._channels.get(party)
-        if channel is None:
-            channel = grpc_setup.open_channel(cfg.addresses[party], party, cfg.tls, cfg.comm.chunk_size_in_bytes,
-                                              grpc_setup.liveness_options(cfg.comm.liveness_timeout_in_ms),
-                                              user=cfg.comm.grpc_channel_options)
-            self._channels[party] = channel
+        if self._link is None:
+            self._link = link.outbound(cfg)
+        connection = self._link.connect(party, link.LIVENESS)
         mine = len(self._calls)
         waits = self._waits(party)
         try:
-            call = channel.unary_unary(wire.PING_METHOD)(wire.encode_ping(cfg.job_name, cfg.party, mine, waits),
-                                                         timeout=timeout)
-            who, job, theirs, digest, never = wire.decode_ping_answer(
-                await proven.answer(call, self._checker, party))
-        except grpc.aio.AioRpcError as exc:
+            who, job, theirs, digest, never = wire.decode_ping_answer(await connection.unary(
+                link.PING, wire.encode_ping(cfg.job_name, cfg.party, mine, waits), timeout=timeout))
+        except LinkError as exc:
             # Late over a live connection: the peer may be busy. Late while (re)connecting:
             # nothing answers at all.
-            ready = channel.get_state() == grpc.ChannelConnectivity.READY
-            return "late" if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and ready else "unreachable"
+            return "late" if exc.code == "DEADLINE_EXCEEDED" and connection.ready() else "unreachable"
         except wire.WireError as exc:
             logger.info("malformed ping answer from %s: %s", party, exc)
             return "unreachable"
-        except proven.ProofError as exc:  # someone else answers at the peer's address
+        except ProofError as exc:  # someone else answers at the peer's address
             logger.warning("the server at %s is not party %r: %s", cfg.addresses[party], party, exc)
             return "unreachable"
         if who != party or job != cfg.job_name:
             return "unreachable"
         both = min(mine, theirs)
         if both and digest != str(self._calls.digest(both)):
-            await self._diverged(party, channel, both)
+            await self._diverged(party, connection, both)
         never = sorted({waits[i][0] for i in never if i < len(waits)})  # only what this party asked
         if never:
             self._on_will_not_come(party, never, theirs)
         return "yes"
 
-    async def _diverged(self, party: str, channel: grpc.aio.Channel, upto: int) -> None:
+    async def _diverged(self, party: str, connection: Connection, upto: int) -> None:
         """Find the first call where ``party``'s program differs from this one's, and give up on it."""
         cfg = self._config
 
         async def ask(**which: int) -> bytes:
-            call = channel.unary_unary(wire.CALLS_METHOD)(wire.encode_calls_request(cfg.job_name, cfg.party, **which),
-                                                          timeout=10)
-            return await proven.answer(call, self._checker, party)
+            return await connection.unary(link.CALLS, wire.encode_calls_request(cfg.job_name, cfg.party, **which),
+                                          timeout=10)
         try:
-            body = wire.loads(await ask(upto=upto), "calls answer", limit=16 * upto + 1024)
-            first = first_difference(self._calls.digests(upto), base64.b64decode(body["digests"], validate=True))
-            body = wire.loads(await ask(call=first), "calls answer")
-        except (grpc.aio.AioRpcError, wire.WireError, proven.ProofError, KeyError, ValueError, TypeError) as exc:
+            theirs = wire.decode_calls_digests(await ask(upto=upto), upto)
+            first = first_difference(self._calls.digests(upto), theirs)
+            there = wire.decode_calls_fingerprint(await ask(call=first))
+        except (LinkError, wire.WireError, ProofError) as exc:
             logger.warning("could not compare calls with %s: %s", party, clip(str(exc)))
             return
         here = self._calls.fingerprint(first) or "(not kept)"
-        there = body.get("fingerprint")
-        there = clip(there, 300) if isinstance(there, str) else "(not kept)"
+        there = clip(there, 300) if there is not None else "(not kept)"
         me = self._config.party
         cause = (f"the programs of parties {me!r} and {party!r} diverged at call {first}: "
                  f"{me!r} made {here}, {party!r} made {there}")
         self.mark_gone(party, Gone("diverged", cause=cause))
         try:  # tell the peer too, in case it is not pinging this party right now
-            await proven.gated(channel, wire.BYE_METHOD, wire.encode_bye(cfg.job_name, me, "diverged", "", cause),
-                               self._checker, party, timeout=2)
-        except (grpc.aio.AioRpcError, proven.ProofError):
+            await connection.gated(link.BYE, wire.encode_bye(cfg.job_name, me, "diverged", "", cause), timeout=2)
+        except (LinkError, ProofError):
             pass
 
     async def stop(self) -> None:
         for task in self._watches.values():
             task.cancel()
-        for channel in self._channels.values():
-            await channel.close()
         self._watches.clear()
-        self._channels.clear()
+        if self._link is not None:
+            await self._link.close()
 
 
 def gone_error(me: str, src: str, gone: Gone, object_id: str, fingerprint: str) -> FedError:
@@ -227,7 +211,7 @@ def ping_answer(config: FedConfig, calls: CallLog, theirs: int, never: list[int]
 def calls_answer(calls: CallLog, upto: int | None, call: int | None) -> bytes | None:
     """The digests of the first ``upto`` calls, or the fingerprint of ``call``; None if out of range."""
     if upto is not None and 0 < upto <= len(calls):
-        return json.dumps({"digests": base64.b64encode(calls.digests(upto)).decode()}).encode()
+        return wire.encode_calls_digests(calls.digests(upto))
     if call is not None and 0 < call <= len(calls):
-        return json.dumps({"fingerprint": calls.fingerprint(call)}).encode()
+        return wire.encode_calls_fingerprint(calls.fingerprint(call))
     return None

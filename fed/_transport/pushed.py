@@ -22,7 +22,7 @@ LIMIT = 1_000_000
 
 
 class Pushed:
-    """Values pushed to each peer (``sent``), and how many calls of the program the receiver knows."""
+    """Values pushed to each peer, as the driver reported them (started, or failed after all)."""
 
     def __init__(self) -> None:
         self._sent: dict[str, set[str]] = {}

@@ -1,4 +1,4 @@
-"""The receiver: a Ray actor serving gRPC pushes from peers and handing values to this party."""
+"""The receiver: a Ray actor serving peers' pushes over the job's link and handing values to this party."""
 
 from __future__ import annotations
 
@@ -8,22 +8,20 @@ import logging
 import os
 from typing import Any
 
-import grpc
 import numpy as np
 import ray
 
 from fed import _logs as logs
 from fed._config import FedConfig
 from fed._exceptions import FedDivergenceError, FedError, FedRemoteError
-from fed._runtime.call_log import CallLog
-from fed._security.identity import peer_names
-from fed._security.server_proof import Prover
 from fed._security.untrusted import clip
 from fed._serialization import codec
 from fed._serialization.policy import make_policy
-from fed._transport import grpc_setup, wire
-from fed._transport.admission import Refused, check_header, check_source, describe, holding_cost
+from fed._transport import link, wire
+from fed._transport.admission import check_header, check_source, describe, holding_cost
 from fed._transport.awaited import Awaited
+from fed._transport.call_log import CallLog
+from fed._transport.link import Caller, InStream, Refusal, Refused
 from fed._transport.liveness import Gone, PeerWatch, calls_answer, gone_error, ping_answer
 from fed._transport.mailbox import Arrived, Mailbox, NoRoom
 from fed._transport.metrics import Meter, node_id
@@ -55,13 +53,13 @@ def _restarted() -> bool:
 
 
 class Receiver:
-    """Holds one gRPC server on the party's listening address for one job.
+    """Serves the party's listening address for one job (the ``link.Inbox`` of its link).
 
     Values are kept in a ``Mailbox`` under ``(source party, object id)`` until this party asks for
     them with ``get`` or ``get_many``; a second push of a key is acknowledged as a duplicate and
-    dropped. A push the mailbox has no room for is refused as UNAVAILABLE marked ``wire.NO_ROOM``,
-    which the sender retries for as long as it gets that answer, so an honest peer waits while a
-    flood of values nobody consumes stops at the cap.
+    dropped. A push the mailbox has no room for is refused as busy with ``no_room``, which the
+    sender retries for as long as it gets that answer, so an honest peer waits while a flood of
+    values nobody consumes stops at the cap.
     """
 
     def __init__(self, config: FedConfig) -> None:
@@ -80,10 +78,8 @@ class Receiver:
         self._outcomes: dict[str, asyncio.Future] = {}  # fed.send's pushes -> whether delivered
         self._peers = PeerWatch(config, self._calls, self._peer_gone, self._awaited.oldest,
                                 self._awaited.will_not_come)
-        self._server: grpc.aio.Server | None = None
+        self._server: link.Server | None = None
         self._refused = 0  # pushes and requests refused, from any peer
-        # With TLS, every call starts with this party's proof of who it is (see server_proof).
-        self._prover = Prover(config.tls.cert, config.tls.key, config.job_name, config.party) if config.tls else None
         self._calls_gap_logged = False
         if _restarted():  # proxy_max_restarts: Ray made this actor again after its process died
             try:
@@ -109,34 +105,9 @@ class Receiver:
         return os.getpid()
 
     async def start(self) -> str:
-        """Bind the listening address and serve; a taken port is an error, never shared."""
-        cfg = self._config
-        options = grpc_setup.server_options(cfg.comm.chunk_size_in_bytes, wire.MAX_HEADER_BYTES,
-                                            cfg.comm.grpc_channel_options)
-        server = grpc.aio.server(options=options)
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("fed.Receiver", {
-            "Push": grpc.stream_stream_rpc_method_handler(self._push),
-            "PushWhole": grpc.unary_unary_rpc_method_handler(self._push_whole),
-            "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
-            "Bye": grpc.stream_unary_rpc_method_handler(self._bye),
-            "Calls": grpc.unary_unary_rpc_method_handler(self._calls_of),
-        })])
-        address = cfg.listen_address
-        try:
-            if cfg.tls is None:
-                port = server.add_insecure_port(address)
-            else:
-                port = server.add_secure_port(address, grpc_setup.server_credentials(cfg.tls))
-        except RuntimeError as exc:
-            port, cause = 0, exc
-        else:
-            cause = None
-        if not port:
-            raise OSError(f"party {cfg.party!r} cannot listen on {address}: the port is taken or "
-                          f"the address is not local ({cause or 'bind failed'})")
-        await server.start()
-        self._server = server
-        return address
+        """Bind the listening address and serve; a taken port is an ``OSError``, never shared."""
+        self._server = await link.serve(self._config, self)
+        return self._config.listen_address
 
     async def stop(self, grace: float = 1.0) -> None:
         """Stop serving; pending waits for values fail."""
@@ -232,9 +203,14 @@ class Receiver:
                 "waiting_peak": self._box.peak_bytes, "awaited": len(self._box.waiting),
                 "node": node_id()}
 
-    async def _refuse(self, refused: Refused, context: grpc.aio.ServicerContext) -> None:
+    def _refuse(self, refused: Refused, caller: Caller) -> Refused:
+        """Count and log a refused message (bounded, escaped); the link ends its call with fed's own words."""
         self._refused += 1
-        await _refuse(refused, context)
+        if refused.no_room:
+            logger.info("asked %s to wait: %s", clip(caller.address, 100), refused.public)
+        else:
+            logger.warning("refused a call from %s: %s", clip(caller.address, 100), clip(str(refused), 600))
+        return refused
 
     def record_calls(self, start: int, digests: bytes, fingerprints: list[str],
                      started: list[tuple[str, str]] = (), failed: list[tuple[str, str]] = ()) -> None:
@@ -248,108 +224,90 @@ class Receiver:
                 logger.warning("%s; comparing calls with the peers is off from now on", exc)
                 self._calls_gap_logged = True
 
-    async def _prove(self, context: grpc.aio.ServicerContext) -> None:
-        """Before anything else in a call: this party's proof, for the client its certificate names."""
-        if self._prover is not None:
-            await context.send_initial_metadata(self._prover.metadata(peer_names(context.auth_context())))
-
-    async def _ping(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        await self._prove(context)
+    async def on_ping(self, request: bytes, caller: Caller) -> bytes:
         try:
             job, src, theirs, waits = _control(wire.decode_ping, request)
-            check_source(self._config, job, src, context.auth_context())
+            check_source(self._config, job, src, caller.names)
             self._peers.seen(src)
             return ping_answer(self._config, self._calls, theirs, self._pushed.will_not_come(src, waits,
                                                                                               len(self._calls)))
         except Refused as refused:
-            await self._refuse(refused, context)
+            raise self._refuse(refused, caller) from None
 
-    async def _calls_of(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        await self._prove(context)
+    async def on_calls(self, request: bytes, caller: Caller) -> bytes:
         try:
             job, src, upto, call = _control(wire.decode_calls_request, request)
-            check_source(self._config, job, src, context.auth_context())
+            check_source(self._config, job, src, caller.names)
             answer = calls_answer(self._calls, upto, call)
             if answer is None:
-                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "calls request out of range")
+                raise Refused(Refusal.MALFORMED, "calls request out of range")
             return answer
         except Refused as refused:
-            await self._refuse(refused, context)
+            raise self._refuse(refused, caller) from None
 
-    async def _bye(self, requests, context: grpc.aio.ServicerContext) -> bytes:
+    async def on_bye(self, stream: InStream, caller: Caller) -> bytes:
         """A peer will send nothing more in this job (its program finished or aborted). One message,
-        on a client-streaming call so that it goes only after this party's proof (``proven.gated``)."""
-        await self._prove(context)
+        on a gated call so that it goes only after this party's proof (``link``)."""
         try:
-            request = await _next_frame(requests, self._patience)
+            request = await _next_frame(stream, self._patience)
             if request is None:
-                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty goodbye")
+                raise Refused(Refusal.MALFORMED, "empty goodbye")
             job, src, kind, error_type, cause = _control(wire.decode_bye, request)
-            check_source(self._config, job, src, context.auth_context())
+            check_source(self._config, job, src, caller.names)
             self._peers.seen(src)
             self._peers.mark_gone(src, Gone(kind, error_type, cause))
             return b"ok"
         except Refused as refused:
-            await self._refuse(refused, context)
+            raise self._refuse(refused, caller) from None
 
-    async def _push(self, requests, context: grpc.aio.ServicerContext) -> None:
-        await self._prove(context)
+    async def on_push(self, stream: InStream, caller: Caller) -> bytes:
         try:
-            first = await _next_frame(requests, self._patience)
+            first = await _next_frame(stream, self._patience)
             if first is None:
-                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "empty push: no header frame")
-            header = self._admit(first, context)
+                raise Refused(Refusal.MALFORMED, "empty push: no header frame")
+            header = self._admit(first, caller)
             if header is None:
-                answer = b"duplicate"
-            else:
-                try:
-                    await context.write(wire.encode_ack(0))  # admitted: the sender may send data now
-                    payload = await _assemble(requests, header.total_size, context, self._patience)
-                    answer = await self._store(header, payload)
-                except BaseException:
-                    self._box.release((header.src, header.object_id))
-                    raise
-            await context.write(answer)
-        except Refused as refused:
-            await self._refuse(refused, context)
-
-    async def _push_whole(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        await self._prove(context)
-        try:
+                return b"duplicate"
             try:
-                head, payload = wire.decode_whole(request)
-            except wire.WireError as exc:
-                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-            header = self._admit(head, context)
+                await stream.send(wire.encode_ack(0))  # admitted: the sender may send data now
+                payload = await _assemble(stream, header.total_size, self._patience)
+                return await self._store(header, payload)
+            except BaseException:
+                self._box.release((header.src, header.object_id))
+                raise
+        except Refused as refused:
+            raise self._refuse(refused, caller) from None
+
+    async def on_push_whole(self, request: bytes, caller: Caller) -> bytes:
+        try:
+            head, payload = _control(wire.decode_whole, request)
+            header = self._admit(head, caller)
             if header is None:
                 return b"duplicate"
             try:
                 if len(payload) != header.total_size:
-                    raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                    raise Refused(Refusal.MALFORMED,
                                   f"payload of {len(payload)} bytes, the header declares {header.total_size}")
                 return await self._store(header, payload)
             except BaseException:
                 self._box.release((header.src, header.object_id))
                 raise
         except Refused as refused:
-            await self._refuse(refused, context)
+            raise self._refuse(refused, caller) from None
 
     @property
     def _patience(self) -> float:
         """Seconds a push may go without a frame before it gives back what it holds."""
         return self._config.comm.timeout_in_ms / 1000
 
-    def _admit(self, frame: bytes, context: grpc.aio.ServicerContext) -> wire.Header | None:
+    def _admit(self, frame: bytes, caller: Caller) -> wire.Header | None:
         """The push's header if this party takes it, None for a duplicate; else ``Refused``.
 
         A taken push holds what it costs (``holding_cost``: payload, decoded growth, header, slot)
         until its value is handed out or the push fails (``Mailbox.release``).
         """
-        try:
-            header = wire.decode_header(frame)
-        except wire.WireError as exc:
-            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        check_header(self._config, header, context.auth_context())
+        header = _control(wire.decode_header, frame)
+        check_header(self._config, header, caller.names)
         self._peers.seen(header.src)
         key = (header.src, header.object_id)
         if self._box.has(key):
@@ -357,12 +315,11 @@ class Receiver:
             self._meter.add(header.src, duplicates=1)
             return None
         if self._box.receiving(key):
-            raise Refused(grpc.StatusCode.UNAVAILABLE, "a push of this value is already being received")
+            raise Refused(Refusal.BUSY, "a push of this value is already being received")
         try:
             self._box.reserve(key, holding_cost(header, len(frame)))
         except NoRoom as exc:
-            code = grpc.StatusCode.UNAVAILABLE if exc.now else grpc.StatusCode.RESOURCE_EXHAUSTED
-            raise Refused(code, str(exc), no_room=exc.now) from None
+            raise Refused(Refusal.BUSY if exc.now else Refusal.TOO_LARGE, str(exc), no_room=exc.now) from None
         return header
 
     async def _store(self, header: wire.Header, payload: memoryview) -> bytes:
@@ -388,34 +345,22 @@ class Receiver:
         segments = wire.split_payload(payload, header.segments)
         if header.codec == "error":
             if len(segments) != 1:
-                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "malformed error frame: one segment expected")
-            try:
-                party, kind, cause = wire.decode_error(segments[0])
-            except wire.WireError as exc:
-                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+                raise Refused(Refusal.MALFORMED, "malformed error frame: one segment expected")
+            party, kind, cause = _control(wire.decode_error, segments[0])
             return Arrived(header.fingerprint, error=FedRemoteError(party, kind, cause))
         try:
             value = codec.decode(segments, self._policy, header.copied)
         except codec.DecodeError as exc:
-            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"value refused: {exc}", exc.detail) from None
+            raise Refused(Refusal.MALFORMED, f"value refused: {exc}", exc.detail) from None
         return Arrived(header.fingerprint, value=value)
 
 
-async def _refuse(refused: Refused, context: grpc.aio.ServicerContext) -> None:
-    """Log a refused message (bounded, escaped) and end its call with fed's own words."""
-    if refused.no_room:
-        logger.info("asked %s to wait: %s", context.peer(), refused.public)
-    else:
-        logger.warning("refused a call from %s: %s", context.peer(), clip(str(refused), 600))
-    await context.abort(refused.code, refused.public, wire.NO_ROOM if refused.no_room else ())
-
-
 def _control(decode, request: bytes):
-    """A control message decoded by ``decode``; malformed is ``Refused`` as INVALID_ARGUMENT."""
+    """A frame decoded by ``decode``; a malformed one is ``Refused`` (its text names what was wrong)."""
     try:
         return decode(request)
     except wire.WireError as exc:
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        raise Refused(Refusal.MALFORMED, str(exc)) from None
 
 
 def _retrieved(take: asyncio.Future) -> None:
@@ -423,18 +368,16 @@ def _retrieved(take: asyncio.Future) -> None:
         take.exception()
 
 
-async def _next_frame(requests, patience: float) -> bytes | None:
+async def _next_frame(stream: InStream, patience: float) -> bytes | None:
     """The next frame of a push, None at its end; ``Refused`` after ``patience`` s without one."""
     try:
-        return await asyncio.wait_for(requests.__anext__(), patience)
-    except StopAsyncIteration:
-        return None
+        return await asyncio.wait_for(stream.next(), patience)
     except asyncio.TimeoutError:
-        raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED,
+        raise Refused(Refusal.STALLED,
                       f"no data for {patience:g} s: the push gave back what it held") from None
 
 
-async def _assemble(requests, total: int, context: grpc.aio.ServicerContext, patience: float) -> memoryview:
+async def _assemble(stream: InStream, total: int, patience: float) -> memoryview:
     """Copy the payload chunks into one buffer of the declared size, acknowledging each one.
 
     The buffer is ``numpy.empty``: its pages are not zeroed before data lands, and being private
@@ -445,15 +388,15 @@ async def _assemble(requests, total: int, context: grpc.aio.ServicerContext, pat
     view = memoryview(np.empty(total, dtype=np.uint8)).cast("B")
     offset = 0
     while True:
-        chunk = await _next_frame(requests, patience)
+        chunk = await _next_frame(stream, patience)
         if chunk is None:
             break
         end = offset + len(chunk)
         if end > total:
-            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"payload longer than the declared {total} bytes")
+            raise Refused(Refusal.MALFORMED, f"payload longer than the declared {total} bytes")
         view[offset:end] = chunk
         offset = end
-        await context.write(wire.encode_ack(offset))
+        await stream.send(wire.encode_ack(offset))
     if offset != total:
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"truncated payload: {offset} of {total} declared bytes")
+        raise Refused(Refusal.MALFORMED, f"truncated payload: {offset} of {total} declared bytes")
     return view

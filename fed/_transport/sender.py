@@ -1,4 +1,4 @@
-"""The sender: pushes this party's values to peers over gRPC (hosted as ``sender_host`` decides)."""
+"""The sender: pushes this party's values to peers over the job's link (hosted as ``sender_host`` decides)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ import random
 import time
 from typing import Any, NamedTuple
 
-import grpc
-
 from fed import _logs as logs
 from fed._config import FedConfig
 from fed._exceptions import FedSendError, seen_elsewhere
 from fed._security import probe
-from fed._security.server_proof import Checker
 from fed._security.untrusted import clip
 from fed._serialization import codec
-from fed._transport import grpc_setup, proven, wire
+from fed._transport import link, wire
+from fed._transport.link import LinkError, OutStream, ProofError
 from fed._transport.metrics import Meter, Progress, node_id
 
 logger = logging.getLogger("fed.sender")
@@ -30,16 +28,17 @@ class Sent(NamedTuple):
     nbytes: int
     codec: str
 
+    @property
+    def error(self) -> bool:
+        """Whether an error report went instead of the value (its task failed)."""
+        return self.codec == "error"
 
-# Failures that mean "the peer is not reachable right now": worth another try. A connection cut in
-# the middle of a stream surfaces as INTERNAL ("Internal error from Core") in grpc aio. A push is
-# retried for the codes of ``grpc_retry_policy`` (by default these), with its backoff.
-_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
-# Backoff while the receiver has no room: capped low, so that room is used soon after it frees.
-_FIRST_DELAY_S = 0.1
+
+# A push is retried for the codes of ``grpc_retry_policy`` (by default ``link.TRANSIENT``), with its
+# backoff. While the receiver has no room, the backoff starts here and is capped low, so that
+# room is used soon after it frees.
+_ROOM_FIRST_DELAY_S = 0.1
 _FIRST_PING_S = 1.0
-# A channel argument gRPC ignores but keys connections by: a channel with it gets its own connection.
-_OWN_CONNECTION = "fed.own_connection"
 _ROOM_DELAY_MAX_S = 1.0
 _ROOM_LOG_EVERY_S = 5.0
 # Tries of pushes to one peer that run at once. Thousands of values in flight are thousands of
@@ -55,37 +54,21 @@ def jittered(wait: float) -> float:
 
 
 class Sender:
-    """Holds one gRPC channel per peer for one job and pushes values over it."""
+    """Pushes this party's values to its peers in one job, over the job's link."""
 
     def __init__(self, config: FedConfig) -> None:
         logs.setup(config.logging_level)  # in its own actor process too
         self._config = config
-        self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
-        self._metadata = tuple((k.lower(), v) for k, v in (config.comm.http_header or {}).items())
+        self._link = link.outbound(config)
         self.meter = Meter(config.job_name, config.party, "sent")
         self._room_logged: dict[str, float] = {}  # peer -> when "no room there" was last logged
         self._tries: dict[str, asyncio.Semaphore] = {}  # per peer: tries of pushes running at once
-        # With TLS, no part of a value goes to a server before it proves it is the destination party.
-        self._checker = Checker(config.tls.ca_cert, config.job_name, config.party,
-                                config.tls.name_of) if config.tls else None
         self._names_checked: set[str] = set()  # peers whose certificate names were read (``_check_names``)
-
-    def _channel(self, dst: str, control: bool = False) -> grpc.aio.Channel:
-        """The channel to ``dst`` for values, or with ``control`` one with a connection of its own
-        (a goodbye must not queue behind a large push on a slow link)."""
-        channel = self._channels.get((dst, control))
-        if channel is None:
-            cfg = self._config
-            channel = grpc_setup.open_channel(cfg.addresses[dst], dst, cfg.tls, cfg.comm.chunk_size_in_bytes,
-                                              {_OWN_CONNECTION: 1} if control else None,
-                                              user=cfg.comm.grpc_channel_options)
-            self._channels[(dst, control)] = channel
-        return channel
 
     async def ping(self, dst: str) -> None:
         """Wait until ``dst``'s receiver answers (it may start later), up to ``timeout_in_ms``."""
         cfg = self._config
-        call = self._channel(dst).unary_unary(wire.PING_METHOD)
+        connection = self._link.connect(dst)
         deadline = time.monotonic() + cfg.comm.timeout_in_ms / 1000
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -93,14 +76,14 @@ class Sender:
             # is found within 2 s of dst's server coming up (gRPC alone would only time out).
             each = _FIRST_PING_S if cfg.tls is not None and dst not in self._names_checked else 5.0
             try:
-                answer = await proven.answer(call(wire.encode_ping(cfg.job_name, cfg.party),
-                                                  timeout=max(0.1, min(each, deadline - time.monotonic())),
-                                                  wait_for_ready=True), self._checker, dst)
-            except proven.ProofError as exc:
+                answer = await connection.unary(link.PING, wire.encode_ping(cfg.job_name, cfg.party),
+                                                timeout=max(0.1, min(each, deadline - time.monotonic())),
+                                                wait_for_ready=True)
+            except ProofError as exc:
                 raise self._impostor(dst, exc) from None
-            except grpc.aio.AioRpcError as exc:
+            except LinkError as exc:
                 last = exc
-                if exc.code() not in _TRANSIENT:
+                if not exc.transient:
                     break
                 await self._check_names(dst)
                 await asyncio.sleep(0.2)
@@ -115,7 +98,7 @@ class Sender:
                     f"party {dst!r} job {cfg.job_name!r}")
             return
         raise FedSendError(f"party {dst!r} at {cfg.addresses[dst]} did not answer within "
-                           f"{cfg.comm.timeout_in_ms} ms: {_describe(last)}")
+                           f"{cfg.comm.timeout_in_ms} ms: {last}")
 
     async def _check_names(self, dst: str) -> None:
         """With TLS, after a failed try: ``FedSendError`` at once if ``dst``'s server presents a
@@ -124,14 +107,14 @@ class Sender:
         if tls is None or dst in self._names_checked:
             return
         address = self._config.addresses[dst]
-        names = await probe.presented_names(address)
+        names = await self._link.presented_names(dst)
         if names is None:
             return  # not up yet, or not TLS at all: the next failure looks again
         self._names_checked.add(dst)
         if tls.name_of(dst) not in names:
             raise FedSendError(probe.mismatch(dst, address, tls.name_of(dst), names))
 
-    def _impostor(self, dst: str, exc: proven.ProofError) -> FedSendError:
+    def _impostor(self, dst: str, exc: ProofError) -> FedSendError:
         return FedSendError(f"the server at {self._config.addresses[dst]} is not party {dst!r}: {exc}. Nothing "
                             "of this party's values was sent to it")
 
@@ -197,10 +180,10 @@ class Sender:
                 await self._send_whole(dst, notice, error, max(0.1, deadline - time.monotonic()),
                                        _Window(0))
                 return
-            except grpc.aio.AioRpcError as rpc_error:
-                if rpc_error.code() not in _TRANSIENT:  # e.g. it already holds an error for the value
+            except LinkError as failed:
+                if not failed.transient:  # e.g. it already holds an error for the value
                     return
-            except (asyncio.TimeoutError, proven.ProofError):
+            except (asyncio.TimeoutError, ProofError):
                 return
             await asyncio.sleep(0.1)
 
@@ -208,11 +191,11 @@ class Sender:
         """Send one value; retry transient failures until ``timeout_in_ms`` passes without progress.
 
         A value that fits in one chunk goes as one unary call (without TLS: with TLS the server must
-        prove who it is before the value goes, see ``proven``). A larger one is streamed: the receiver
+        prove who it is before the value goes, see ``link``). A larger one is streamed: the receiver
         acknowledges every chunk and at most ``inflight_window_in_bytes`` are unacknowledged, which
         bounds the memory a push holds. There is no deadline on a whole transfer: a large value on a
         slow but live link goes on as long as acknowledgements keep coming. A receiver that has no
-        room until its program consumes values (``wire.NO_ROOM``) is live too: the push waits for it.
+        room until its program consumes values (``LinkError.no_room``) is live too: the push waits for it.
         """
         cfg = self._config
         policy = cfg.comm.grpc_retry_policy
@@ -221,22 +204,22 @@ class Sender:
         attempt = self._send_whole if whole else self._send_streamed
         window = _Window(cfg.comm.inflight_window_in_bytes)
         answered = time.monotonic()  # the receiver's last sign of life: start, ack, or "no room"
-        delay, room_delay = policy.initial_backoff_s, _FIRST_DELAY_S
+        delay, room_delay = policy.initial_backoff_s, _ROOM_FIRST_DELAY_S
         failed_tries = 0  # tries that failed (not counting "no room": that receiver is live)
         while True:
             try:
                 async with self._turns(dst):
                     await attempt(dst, header, segments, patience, window)
                 return
-            except grpc.aio.AioRpcError as exc:
-                error, no_room = _describe(exc), wire.is_no_room(exc.trailing_metadata())
-                if exc.code().name not in policy.retryable and not no_room:
+            except LinkError as exc:
+                error, no_room = str(exc), exc.no_room
+                if exc.code not in policy.retryable and not no_room:
                     self.meter.add(dst, refusals=1)
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to "
                                        f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
             except asyncio.TimeoutError:
                 error, no_room = f"no progress for {patience:g} s", False
-            except proven.ProofError as exc:
+            except ProofError as exc:
                 self.meter.add(dst, refusals=1)
                 raise self._impostor(dst, exc) from None
             if no_room:
@@ -280,48 +263,41 @@ class Sender:
 
     async def _send_whole(self, dst: str, header: wire.Header, segments: list[memoryview],
                           patience: float, window: _Window) -> None:
-        if self._checker is not None:  # the header and value go only after the server's proof
+        if self._config.tls is not None:  # the header and value go only after the server's proof
             await self._send_streamed(dst, header, segments, patience, window)
             return
         request = wire.encode_whole(wire.encode_header(header), segments)
-        call = self._channel(dst).unary_unary(wire.PUSH_WHOLE_METHOD)
-        await call(request, timeout=patience, wait_for_ready=True, metadata=self._metadata)
+        await self._link.connect(dst).unary(link.PUSH_WHOLE, request, patience, wait_for_ready=True)
 
     async def _send_streamed(self, dst: str, header: wire.Header, segments: list[memoryview],
                              patience: float, window: _Window) -> None:
         """One try of a streamed push: the header, then (once admitted) chunks within the window,
         written by one task while this one reads the receiver's acks and answer."""
         window.restart()
-        call = self._channel(dst).stream_stream(wire.PUSH_METHOD)(wait_for_ready=True, metadata=self._metadata)
+        # The link opens the stream once the server proved it is ``dst`` (ProofError, or
+        # asyncio.TimeoutError after ``patience``): nothing of the value goes before.
+        stream = await self._link.connect(dst).stream(link.PUSH, patience)
         progress = Progress(f"push of {header.object_id} ({header.fingerprint}) to {dst}", header.total_size)
-        writer = asyncio.ensure_future(self._write(call, dst, wire.encode_header(header), segments, window, patience))
-        reader = asyncio.ensure_future(_follow(call, window, patience, progress))
+        writer = asyncio.ensure_future(self._write(stream, wire.encode_header(header), segments, window))
+        reader = asyncio.ensure_future(_follow(stream, window, patience, progress))
         try:
+            # The receiver's answer (or the stream's failure, which the reader sees too) decides.
             await asyncio.wait((writer, reader), return_when=asyncio.FIRST_EXCEPTION)
-            # The receiver's answer (or the call's status) decides, except when the writer stopped
-            # before anything could go: the server did not prove it is ``dst``, or not in time.
-            if not reader.done() and not writer.cancelled() and isinstance(
-                    writer.exception(), (proven.ProofError, asyncio.TimeoutError)):
-                raise writer.exception()
             await reader
         finally:
             for task in (writer, reader):
                 task.cancel()
             await asyncio.gather(writer, reader, return_exceptions=True)
-            if not call.done():
-                call.cancel()
+            stream.cancel()
 
-    async def _write(self, call: grpc.aio.StreamStreamCall, dst: str, head: bytes, segments: list[memoryview],
-                     window: _Window, patience: float) -> None:
-        """The frames of a push; none before the server proved it is ``dst``, no data before it
-        admits the header (its first ack), at most the window unacknowledged."""
-        if self._checker is not None:
-            await asyncio.wait_for(proven.check(call, self._checker, dst), patience)
-        await call.write(head)
+    async def _write(self, stream: OutStream, head: bytes, segments: list[memoryview], window: _Window) -> None:
+        """The frames of a push: no data before the receiver admits the header (its first ack), at
+        most the window unacknowledged."""
+        await stream.write(head)
         for chunk in wire.iter_payload(segments, self._config.comm.chunk_size_in_bytes):
             await window.reserve(len(chunk))
-            await call.write(chunk)
-        await call.done_writing()
+            await stream.write(chunk)
+        await stream.done_writing()
 
     def _error_notice(self, header: wire.Header, exc: FedSendError) -> tuple[wire.Header, list[memoryview]]:
         """The push that tells the peer ``exc`` happened instead of the value ``header`` describes:
@@ -343,21 +319,18 @@ class Sender:
         cfg = self._config
         try:
             request = wire.encode_bye(cfg.job_name, cfg.party, kind, error_type, cause)
-            await proven.gated(self._channel(dst, control=True), wire.BYE_METHOD, request, self._checker, dst,
-                               timeout=2.0, metadata=self._metadata)
-        except grpc.aio.AioRpcError as exc:
-            logger.info("could not say goodbye to %s: %s", dst, _describe(exc))
+            await self._link.connect(dst, link.CONTROL).gated(link.BYE, request, timeout=2.0)
+        except LinkError as exc:
+            logger.info("could not say goodbye to %s: %s", dst, clip(str(exc), 300))
             return False
-        except proven.ProofError as exc:
+        except ProofError as exc:
             logger.warning("did not say goodbye to %s: %s", dst, self._impostor(dst, exc))
             return False
         return True
 
     async def stop(self) -> None:
-        """Close every channel."""
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
+        """Close every connection."""
+        await self._link.close()
 
 
 class _Window:
@@ -397,21 +370,15 @@ class _Window:
         self._moved.set()
 
 
-async def _follow(rpc: grpc.aio.StreamStreamCall, window: _Window, patience: float, progress: Progress) -> bytes:
+async def _follow(stream: OutStream, window: _Window, patience: float, progress: Progress) -> bytes:
     """Read acks until the final answer; ``asyncio.TimeoutError`` after ``patience`` s without a message."""
     while True:
-        message = await asyncio.wait_for(rpc.read(), patience)
-        if message is grpc.aio.EOF:
+        message = await asyncio.wait_for(stream.read(), patience)
+        if message is None:
             raise FedSendError("the receiver closed the push without an answer")
         acked = wire.decode_ack(message)
         if acked is None:
             return message
         window.ack(acked)
         progress.update(window.acked)
-
-
-def _describe(exc: Exception | None) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return str(exc)
 

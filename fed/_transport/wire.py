@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,24 +23,13 @@ MAX_ERROR_CAUSE = 64 * 1024
 MAX_SIZE = 1 << 62
 _PARTY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-PUSH_METHOD = "/fed.Receiver/Push"
-PUSH_WHOLE_METHOD = "/fed.Receiver/PushWhole"
-PING_METHOD = "/fed.Receiver/Ping"
-BYE_METHOD = "/fed.Receiver/Bye"
-CALLS_METHOD = "/fed.Receiver/Calls"
 BYE_KINDS = ("finished", "aborted", "diverged")
 CODECS = ("fed", "error")
 ACK = b"A"
 FINAL_ANSWERS = (b"ok", b"duplicate")
-# Trailing metadata of a push refused as UNAVAILABLE only because the receiver holds too many
-# values its program has not consumed yet: the sender waits and tries again, without giving up,
-# for as long as the receiver answers so.
-NO_ROOM = (("fed-refused", "no-room"),)
-
-
-def is_no_room(trailing_metadata) -> bool:
-    """Whether a refusal carries ``NO_ROOM``."""
-    return any(tuple(item) == NO_ROOM[0] for item in trailing_metadata or ())
+MAX_OBJECT_ID = 256
+# At most this many of the values a party waits for ride on one ping (the oldest waits first).
+MAX_WAITS = 16
 
 
 class WireError(ValueError):
@@ -209,6 +200,11 @@ def decode_whole(message: bytes) -> tuple[bytes, memoryview]:
     return bytes(view[4:4 + size]), view[4 + size:]
 
 
+def payload_size(segments: Sequence[memoryview]) -> int:
+    """The payload bytes a push of ``segments`` declares (each segment aligned, see ``layout``)."""
+    return layout(s.nbytes for s in segments)[-1]
+
+
 def split_payload(payload: memoryview, sizes: tuple[int, ...]) -> list[memoryview]:
     """Views of each segment inside an assembled payload (no copy)."""
     offsets = layout(sizes)
@@ -225,11 +221,6 @@ def decode_ack(message: bytes) -> int | None:
     if len(message) == 9 and message[:1] == ACK:
         return int.from_bytes(message[1:], "little")
     return None
-
-
-# At most this many of the values a party waits for ride on one ping (the oldest waits first).
-MAX_WAITS = 16
-MAX_OBJECT_ID = 256
 
 
 def encode_ping(job: str, src: str, calls: int = 0, waits: Sequence[tuple[str, int]] = ()) -> bytes:
@@ -251,7 +242,7 @@ def decode_ping(frame: bytes) -> tuple[Any, Any, int, list[tuple[str, int]]]:
         raise WireError("malformed ping: 'calls' must be a count")
     waits = body.get("waits", [])
     if not isinstance(waits, list) or len(waits) > MAX_WAITS or not all(
-            isinstance(w, list) and len(w) == 2 and _object_id(w[0]) and type(w[1]) is int and w[1] >= 0
+            isinstance(w, list) and len(w) == 2 and printable(w[0], MAX_OBJECT_ID) and type(w[1]) is int and w[1] >= 0
             for w in waits):
         raise WireError(f"malformed ping: 'waits' must be at most {MAX_WAITS} [object id, count] pairs")
     return body.get("job"), body.get("src"), calls, [(w[0], w[1]) for w in waits]
@@ -281,10 +272,6 @@ def decode_ping_answer(frame: bytes) -> tuple[Any, Any, int, str | None, list[in
     return body.get("party"), body.get("job"), calls, digest, never
 
 
-def _object_id(value: Any) -> bool:
-    return printable(value, MAX_OBJECT_ID)
-
-
 def encode_calls_request(job: str, src: str, upto: int | None = None, call: int | None = None) -> bytes:
     """Ask a peer for the digests of its first ``upto`` calls, or the fingerprint of call ``call``."""
     return json.dumps({"job": job, "src": src, "upto": upto, "call": call}).encode()
@@ -296,6 +283,35 @@ def decode_calls_request(frame: bytes) -> tuple[Any, Any, int | None, int | None
     if not (upto is None or type(upto) is int) or not (call is None or type(call) is int):
         raise WireError("malformed calls request")
     return body.get("job"), body.get("src"), upto, call
+
+
+def encode_calls_digests(digests: bytes) -> bytes:
+    """The answer to a calls request for ``upto``: the packed running digests (8 bytes a call)."""
+    return json.dumps({"digests": base64.b64encode(digests).decode()}).encode()
+
+
+def decode_calls_digests(frame: bytes, upto: int) -> bytes:
+    """The packed digests of a calls answer to a request for ``upto`` calls: at most that many."""
+    body = loads(frame, "calls answer", limit=16 * upto + 1024)
+    digests = body.get("digests")
+    try:
+        packed = base64.b64decode(digests, validate=True) if isinstance(digests, str) else None
+    except (binascii.Error, ValueError):
+        packed = None
+    if packed is None or len(packed) % 8 or len(packed) > 8 * upto:
+        raise WireError(f"malformed calls answer: 'digests' must be at most {upto} packed digests")
+    return packed
+
+
+def encode_calls_fingerprint(fingerprint: str | None) -> bytes:
+    """The answer to a calls request for one call: its fingerprint (None if no longer kept)."""
+    return json.dumps({"fingerprint": fingerprint}).encode()
+
+
+def decode_calls_fingerprint(frame: bytes) -> str | None:
+    """The fingerprint a calls answer names, None if the peer no longer keeps it (or names none)."""
+    fingerprint = loads(frame, "calls answer").get("fingerprint")
+    return fingerprint if isinstance(fingerprint, str) else None
 
 
 def encode_bye(job: str, src: str, kind: str, error_type: str = "", cause: str | None = None) -> bytes:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from fed._config import build_config
 from fed._serialization import codec, records
-from fed._transport import wire
+from fed._transport import grpc_link, wire
 from fed._transport.receiver import Receiver
 from fed._transport.sender import Sender
 
@@ -190,7 +190,7 @@ class LiveReceiver:
 
     async def _stream(self, frames):
         """The frames as a sender would push them: data only after the receiver admits the header."""
-        call = self.channel.stream_stream(wire.PUSH_METHOD)(timeout=10)
+        call = self.channel.stream_stream(grpc_link.PUSH_METHOD)(timeout=10)
         answers = []
         try:
             for i, frame in enumerate(frames):
@@ -224,7 +224,7 @@ class LiveReceiver:
 
     async def _whole(self, message):
         try:
-            return await self.channel.unary_unary(wire.PUSH_WHOLE_METHOD)(message, timeout=10)
+            return await self.channel.unary_unary(grpc_link.PUSH_WHOLE_METHOD)(message, timeout=10)
         except grpc.aio.AioRpcError as exc:
             assert exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED, "the receiver hung on a push"
             return exc.code(), exc.details()

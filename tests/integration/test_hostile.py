@@ -27,7 +27,7 @@ from harness import ROOT, SCRIPTS, free_ports
 from fed._cli.sessions import kill_session
 from fed._config import build_config
 from fed._serialization import codec, records, tags
-from fed._transport import wire
+from fed._transport import grpc_link, wire
 from fed._transport.sender import Sender
 
 CAP = 64 << 20
@@ -154,7 +154,7 @@ async def stream(address, frames, timeout=20):
     """Push ``frames`` as a sender would (data only once the header is admitted); the receiver's
     final answer, or its (status, details)."""
     async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.stream_stream(wire.PUSH_METHOD)(timeout=timeout)
+        call = channel.stream_stream(grpc_link.PUSH_METHOD)(timeout=timeout)
         try:
             await call.write(frames[0])
             first = await call.read()
@@ -187,7 +187,7 @@ async def unary(address, method, request, timeout=10):
 async def bye(address, request, timeout=10):
     async with grpc.aio.insecure_channel(address) as channel:
         try:
-            return await channel.stream_unary(wire.BYE_METHOD)(iter([request]), timeout=timeout)
+            return await channel.stream_unary(grpc_link.BYE_METHOD)(iter([request]), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             return exc.code(), exc.details()
 
@@ -280,11 +280,11 @@ def test_an_attack_is_refused_for_its_own_reason_and_the_receiver_holds(bob, nam
     if how == "stream":
         answer = asyncio.run(stream(address, what))
     elif how == "whole":
-        answer = asyncio.run(unary(address, wire.PUSH_WHOLE_METHOD, what))
+        answer = asyncio.run(unary(address, grpc_link.PUSH_WHOLE_METHOD, what))
     elif how == "ping":
-        answer = asyncio.run(unary(address, wire.PING_METHOD, what))
+        answer = asyncio.run(unary(address, grpc_link.PING_METHOD, what))
     elif how == "calls":
-        answer = asyncio.run(unary(address, wire.CALLS_METHOD, what))
+        answer = asyncio.run(unary(address, grpc_link.CALLS_METHOD, what))
     else:
         answer = asyncio.run(bye(address, what))
 
@@ -300,7 +300,7 @@ def test_an_attack_is_refused_for_its_own_reason_and_the_receiver_holds(bob, nam
 def test_a_ping_asking_about_values_gets_no_text_of_its_own_back(bob):
     waits = [(f"{i}:0{SECRET}"[:256], 0) for i in range(wire.MAX_WAITS)]
 
-    answer = asyncio.run(unary(bob.addrs["bob"], wire.PING_METHOD, wire.encode_ping("j", "alice", 0, waits)))
+    answer = asyncio.run(unary(bob.addrs["bob"], grpc_link.PING_METHOD, wire.encode_ping("j", "alice", 0, waits)))
 
     assert not isinstance(answer, tuple), answer
     assert SECRET.encode() not in answer and b":0" not in answer, answer  # places in waits, never the ids
@@ -340,7 +340,7 @@ def test_pushes_that_stall_after_their_header_give_their_room_back(bob):
 
     async def stall(i):
         async with grpc.aio.insecure_channel(address) as channel:
-            call = channel.stream_stream(wire.PUSH_METHOD)(timeout=30)
+            call = channel.stream_stream(grpc_link.PUSH_METHOD)(timeout=30)
             await call.write(header([16, big], object_id=f"slow:{i}"))
             assert wire.decode_ack(await call.read()) == 0  # admitted, then nothing more is sent
             started = time.monotonic()
@@ -381,7 +381,7 @@ def test_a_slow_decode_does_not_stop_the_receiver_answering_pings(tmp_path):
             answered = 0
             while not push.done():
                 started = time.monotonic()
-                reply = await unary(address, wire.PING_METHOD, wire.encode_ping("j", "alice"), timeout=30)
+                reply = await unary(address, grpc_link.PING_METHOD, wire.encode_ping("j", "alice"), timeout=30)
                 assert not isinstance(reply, tuple), reply
                 if not push.done() and time.monotonic() - started < 1.0:
                     answered += 1

@@ -17,7 +17,7 @@ from fed._config import build_config, read_tls
 from fed._exceptions import FedSendError
 from fed._security.certs import make_certs
 from fed._security.server_proof import Prover
-from fed._transport import grpc_setup, wire
+from fed._transport import grpc_link, wire
 from fed._transport.receiver import Receiver
 from fed._transport.sender import Sender
 
@@ -56,7 +56,7 @@ class RecordingServer:
             "Push": grpc.stream_stream_rpc_method_handler(self._push),
             "PushWhole": grpc.unary_unary_rpc_method_handler(self._unary),
             "Ping": grpc.unary_unary_rpc_method_handler(self._unary)})])
-        self.server.add_secure_port(self._address, grpc_setup.server_credentials(self._tls))
+        self.server.add_secure_port(self._address, grpc_link.server_credentials(self._tls))
         await self.server.start()
         return self
 
@@ -122,13 +122,13 @@ def test_a_client_whose_certificate_does_not_name_a_party_exactly_is_refused_on_
     async def main():
         receiver = Receiver(cfg["bob"])
         await receiver.start()
-        channel = grpc_setup.open_channel(cfg["bob"].addresses["bob"], "bob", tls, 4 << 20)
+        channel = grpc_link.open_channel(cfg["bob"].addresses["bob"], "bob", tls, 4 << 20)
         try:
             calls = {
-                "Ping": channel.unary_unary(wire.PING_METHOD)(wire.encode_ping("j", "alice", 1), timeout=5),
-                "Calls": channel.unary_unary(wire.CALLS_METHOD)(wire.encode_calls_request("j", "alice", upto=1),
+                "Ping": channel.unary_unary(grpc_link.PING_METHOD)(wire.encode_ping("j", "alice", 1), timeout=5),
+                "Calls": channel.unary_unary(grpc_link.CALLS_METHOD)(wire.encode_calls_request("j", "alice", upto=1),
                                                                timeout=5),
-                "Bye": channel.stream_unary(wire.BYE_METHOD)(iter([wire.encode_bye("j", "alice", "finished")]),
+                "Bye": channel.stream_unary(grpc_link.BYE_METHOD)(iter([wire.encode_bye("j", "alice", "finished")]),
                                                            timeout=5),
             }
             for name, call in calls.items():

@@ -14,9 +14,8 @@ from harness import free_ports
 from fed._config import build_config
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
 from fed._serialization import codec
-from fed._transport import wire
+from fed._transport import grpc_link, wire
 from fed._transport.admission import holding_cost
-from fed._transport.liveness import ping_answer
 from fed._transport.receiver import Receiver
 from fed._transport.sender import Sender
 
@@ -59,7 +58,7 @@ async def raw_push(address, frames):
     """Push hand-made frames as a sender would (data only once the header is admitted); returns
     the final answer (after the acks) or the receiver's ``Refusal``."""
     async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.stream_stream(wire.PUSH_METHOD)(timeout=5)
+        call = channel.stream_stream(grpc_link.PUSH_METHOD)(timeout=5)
         answers = []
         try:
             for i, frame in enumerate(frames):
@@ -154,7 +153,7 @@ def test_a_second_push_of_a_value_being_received_is_refused_and_charged_nothing(
 
     async def test(sender, receiver, address):
         async with grpc.aio.insecure_channel(address) as channel:
-            first = channel.stream_stream(wire.PUSH_METHOD)(timeout=10)
+            first = channel.stream_stream(grpc_link.PUSH_METHOD)(timeout=10)
             await first.write(head)
             assert wire.decode_ack(await first.read()) == 0  # admitted, its payload still to come
             held = receiver.counts()["buffered_bytes"]
@@ -206,7 +205,7 @@ def test_values_nobody_consumes_stop_at_max_buffered_bytes_and_honest_pushes_wai
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await unary_push(address, header(object_id="2:0", segments=FLAT), b"x" * 3000)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert wire.is_no_room(refused.value.trailing_metadata())
+        assert grpc_link.is_no_room(refused.value.trailing_metadata())
         assert f"max_buffered_bytes={CAP}" in refused.value.details()
         assert receiver.counts()["buffered_bytes"] == held
         # A value over the cap on its own can never fit: refused at once, not retried.
@@ -273,7 +272,7 @@ def test_a_value_the_program_waits_for_gets_past_values_that_came_early():
         # A value nobody waits for still finds no room.
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await unary_push(address, header(object_id="3:0", segments=FLAT), b"x" * 3000)
-        assert wire.is_no_room(refused.value.trailing_metadata())
+        assert grpc_link.is_no_room(refused.value.trailing_metadata())
         assert (await receiver.get("alice", "1:0", "f@alice#1"))[0] == 1
 
     with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=CAP)
@@ -282,7 +281,7 @@ def test_a_value_the_program_waits_for_gets_past_values_that_came_early():
 async def unary_push(address, head, payload):
     """One ``PushWhole`` of hand-made frames; raises the refusal."""
     async with grpc.aio.insecure_channel(address) as channel:
-        return await channel.unary_unary(wire.PUSH_WHOLE_METHOD)(
+        return await channel.unary_unary(grpc_link.PUSH_WHOLE_METHOD)(
             wire.encode_whole(head, [memoryview(payload)]), timeout=5)
 
 
@@ -403,13 +402,19 @@ def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
 
     assemble = receiver_module._assemble
 
-    async def slowly(requests):
-        async for chunk in requests:
+    class Slowly:
+        def __init__(self, stream):
+            self.stream = stream
+
+        async def next(self):
             await asyncio.sleep(0.05)  # a slow link: about 1.3 MB/s with 64 KiB chunks
-            yield chunk
+            return await self.stream.next()
+
+        async def send(self, frame):
+            await self.stream.send(frame)
 
     monkeypatch.setattr(receiver_module, "_assemble",
-                        lambda requests, total, context, patience: assemble(slowly(requests), total, context, patience))
+                        lambda stream, total, patience: assemble(Slowly(stream), total, patience))
 
     async def test(sender, receiver, _):
         value = np.arange(3 * 2**20, dtype=np.uint8)
@@ -424,7 +429,7 @@ def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
 def test_a_stalled_transfer_fails_after_timeout_in_ms(monkeypatch):
     from fed._transport import receiver as receiver_module
 
-    async def stuck(requests, total, context, patience):
+    async def stuck(stream, total, patience):
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(receiver_module, "_assemble", stuck)
@@ -445,7 +450,7 @@ async def raw_push_whole(address, message):
     """A hand-made one-message push; returns the answer or the receiver's ``Refusal``."""
     async with grpc.aio.insecure_channel(address) as channel:
         try:
-            return await channel.unary_unary(wire.PUSH_WHOLE_METHOD)(message, timeout=5)
+            return await channel.unary_unary(grpc_link.PUSH_WHOLE_METHOD)(message, timeout=5)
         except grpc.aio.AioRpcError as exc:
             return Refusal((exc.code(), exc.details()))
 
@@ -501,7 +506,7 @@ def test_a_push_is_taken_only_from_the_party_its_certificate_names(tmp_path):
 
     async def main():
         async with serving(cfg["bob"], cfg["alice"], impostor) as (receiver, (honest, fake)):
-            fake._checker = None  # an impostor runs its own code: it skips the check of bob's proof
+            fake._link._checker = None  # an impostor runs its own code: it skips the check of bob's proof
             with pytest.raises(FedSendError, match="PERMISSION_DENIED: the client certificate does not name "
                                                    "the claimed source party 'alice'"):
                 await fake.send("bob", "1:0", "f@alice#1", ready("forged"))
@@ -530,7 +535,7 @@ def test_a_sender_talks_only_to_a_server_whose_certificate_names_the_destination
 async def say_bye(address, src="alice", kind="finished", job="j", error_type="", cause=None):
     async with grpc.aio.insecure_channel(address) as channel:
         try:
-            return await channel.stream_unary(wire.BYE_METHOD)(
+            return await channel.stream_unary(grpc_link.BYE_METHOD)(
                 iter([wire.encode_bye(job, src, kind, error_type, cause)]), timeout=5)
         except grpc.aio.AioRpcError as exc:
             return exc.code()
@@ -626,7 +631,7 @@ def test_max_wait_in_ms_bounds_a_wait():
 
 
 def test_two_programs_that_diverged_and_wait_on_each_other_are_told_the_first_differing_call():
-    from fed._runtime.call_log import CallLog
+    from fed._transport.call_log import CallLog
 
     alice, bob = configs(liveness_timeout_in_ms=1000)
 
@@ -659,9 +664,11 @@ def test_a_busy_peer_that_answers_late_is_waited_for_and_a_silent_one_is_lost_af
 
     alice, bob = configs(liveness_timeout_in_ms=1000, timeout_in_ms=60_000)
 
-    async def late_ping(self, request, context):  # alice's Python answers pings only after 2 s
+    on_time = Receiver.on_ping
+
+    async def late_ping(self, request, caller):  # alice's Python answers pings only after 2 s
         await asyncio.sleep(2)
-        return ping_answer(self._config, self._calls, request)
+        return await on_time(self, request, caller)
 
     async def main():
         with FaultProxy(alice.addresses["alice"]) as proxy:
@@ -670,7 +677,7 @@ def test_a_busy_peer_that_answers_late_is_waited_for_and_a_silent_one_is_lost_af
                 receiver.peers_started(["alice"])
                 # Busy: every ping is answered late, but alice's gRPC core acknowledges the
                 # connection's keepalive pings, so she is waited for (4 s: four liveness timeouts).
-                monkeypatch.setattr(Receiver, "_ping", late_ping)
+                monkeypatch.setattr(Receiver, "on_ping", late_ping)
                 asyncio.get_running_loop().call_later(4, asyncio.ensure_future,
                                                       sender.send("bob", "1:0", "f@alice#1", ready("slow")))
                 assert await receiver.get("alice", "1:0", "f@alice#1") == "slow"

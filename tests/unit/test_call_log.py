@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fed._runtime.call_log import KEEP, CallLog, first_difference
+from fed._transport.call_log import KEEP, CallLog, first_difference
 
 
 def log_of(*fingerprints):

@@ -24,7 +24,7 @@ import fed
 from fed._config import read_tls
 from fed._security.server_proof import Checker
 from fed._serialization import records, tags
-from fed._transport import grpc_setup, proven, wire
+from fed._transport import grpc_link, wire
 
 M = tags.EXTS
 
@@ -66,10 +66,10 @@ def payloads(canary: str) -> list[bytes]:
 async def raw_push(addrs, tls_files, object_id, fingerprint, payload: bytes) -> str:
     """One hand-made push from alice to bob over alice's own TLS identity; bob's answer."""
     tls_config = read_tls(tls_files)
-    channel = grpc_setup.open_channel(addrs["bob"], "bob", tls_config, 4 << 20)
+    channel = grpc_link.open_channel(addrs["bob"], "bob", tls_config, 4 << 20)
     try:
-        call = channel.stream_stream(wire.PUSH_METHOD)(timeout=20)
-        await proven.check(call, Checker(tls_config.ca_cert, "hostile", "alice"), "bob")
+        call = channel.stream_stream(grpc_link.PUSH_METHOD)(timeout=20)
+        await grpc_link.check(call, Checker(tls_config.ca_cert, "hostile", "alice"), "bob")
         await call.write(wire.encode_header(wire.Header(job="hostile", src="alice", dst="bob", object_id=object_id,
                                                         fingerprint=fingerprint, codec="fed",
                                                         segments=(len(payload),))))

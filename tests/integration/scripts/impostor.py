@@ -44,7 +44,7 @@ def impostor(addrs: dict[str, str], certs: str, marks: str) -> None:
         await server.start()
         print("IMPOSTOR LISTENING on bob's address", flush=True)
         sender = Sender(as_bob)
-        sender._checker = None  # an impostor runs its own code: it does not check alice's proof of identity
+        sender._link._checker = None  # an impostor runs its own code: it does not check alice's proof of identity
         forged = asyncio.get_running_loop().create_future()
         forged.set_result(666)
         try:  # the id and fingerprint alice waits for from bob: the impostor knows the program

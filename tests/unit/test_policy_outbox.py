@@ -1,0 +1,183 @@
+"""The sender's policy over the in-memory link: retries, room, duplicates, the window, and telling
+the peer what will not come. No sockets, no Ray: every failure is one the test sets on the link."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from memory_parties import elapsed, net, now, parties, ready
+
+from fed._exceptions import FedRemoteError, FedSendError
+from fed._transport import link, wire
+
+CHUNK = 1024
+
+
+def run(test, *names, **kw):
+    async def main():
+        async with parties(*(names or ("alice", "bob")), **kw) as made:
+            await test(made)
+    asyncio.run(main())
+
+
+def test_a_stream_cut_midway_is_sent_again_and_arrives_once_intact():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        net().fault(bob.address).cut_after = 20 * CHUNK
+        value = np.arange(64 * CHUNK, dtype=np.uint8)
+        await alice.sender.send("bob", "1:0", "f@alice#1", ready(value))
+        np.testing.assert_array_equal(await bob.receiver.get("alice", "1:0", "f@alice#1"), value)
+        sent = alice.sender.meter.snapshot()["bob"]
+        assert (sent["values"], sent["retries"], sent["failures"]) == (1, 1, 0)
+        assert bob.receiver.counts() == {"values": 1, "duplicates": 0, "buffered_bytes": 0}
+        assert net().calls[(bob.address, link.PUSH)] == 2
+
+    run(test, chunk_size_in_bytes=CHUNK)
+
+
+def test_retries_stop_at_max_attempts_of_grpc_retry_policy_with_the_reason():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        fault = net().fault(bob.address)
+        fault.cut_after, fault.cuts = 1, 100
+        started = now()
+        with pytest.raises(FedSendError, match=r"INTERNAL: connection cut \(gave up after 3 tries: "
+                                               r"grpc_retry_policy maxAttempts=3\)"):
+            await alice.sender.send("bob", "1:0", "f@alice#1", ready(np.zeros(8 * CHUNK, np.uint8)))
+        assert net().calls[(bob.address, link.PUSH)] == 3
+        assert net().calls[(bob.address, link.PUSH_WHOLE)] == 1  # then the notice that it failed, in one message
+        assert elapsed(started) < 2  # backoffs of at most 0.1 and 0.2 s, jittered
+        with pytest.raises(FedRemoteError, match="gave up after 3 tries"):  # bob was told
+            await asyncio.wait_for(bob.receiver.get("alice", "1:0", "f@alice#1"), 1)
+
+    policy = {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+              "retryableStatusCodes": ["INTERNAL"]}
+    run(test, chunk_size_in_bytes=CHUNK, grpc_retry_policy=policy)
+
+
+def test_a_refusal_that_is_not_retryable_fails_the_push_at_its_first_try():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        net().claims["alice"] = frozenset({"carol"})  # the names alice's calls carry
+        with pytest.raises(FedSendError, match="PERMISSION_DENIED: the client certificate does not name "
+                                               "the claimed source party 'alice'"):
+            await alice.sender.send("bob", "1:0", "f@alice#1", ready(1))
+        assert alice.sender.meter.snapshot()["bob"]["retries"] == 0
+        assert bob.receiver.stats()["refused"] >= 1 and bob.receiver.counts()["values"] == 0
+
+    run(test, tls=_tls())
+
+
+def _tls():
+    """TLS configs of alice and bob (the memory link checks no certificate; the receiver checks names)."""
+    return {party: {"ca_cert": CERTS / "ca.crt", "cert": CERTS / f"{party}.crt", "key": CERTS / f"{party}.key"}
+            for party in ("alice", "bob")}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _certs(tmp_path_factory):
+    global CERTS
+    from fed._security.certs import make_certs
+
+    CERTS = tmp_path_factory.mktemp("certs")
+    make_certs(["alice", "bob"], CERTS)
+
+
+def test_a_push_the_receiver_has_no_room_for_waits_past_timeout_in_ms_until_room_frees():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        first = np.zeros(3000, np.uint8)
+        await alice.sender.send("bob", "1:0", "f@alice#1", ready(first))
+        second = asyncio.ensure_future(alice.sender.send("bob", "2:0", "g@alice#2", ready(np.ones(3000, np.uint8))))
+        await asyncio.sleep(1.5)  # three times timeout_in_ms
+        assert not second.done()
+        assert alice.sender.meter.snapshot()["bob"]["retries"] >= 3
+        assert bob.receiver.stats()["waiting_values"] == 1
+        await bob.receiver.get("alice", "1:0", "f@alice#1")  # consumed: room frees
+        await asyncio.wait_for(second, 2)
+        np.testing.assert_array_equal(await bob.receiver.get("alice", "2:0", "g@alice#2"), np.ones(3000, np.uint8))
+
+    run(test, timeout_in_ms=500, max_buffered_bytes=12_000)  # one value costs about 7.8 KB there
+
+
+def test_a_second_push_of_a_value_is_a_duplicate_and_the_value_is_handed_out_once():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        for _ in range(2):
+            await alice.sender.send("bob", "1:0", "f@alice#1", ready({"v": 1}))
+        assert bob.receiver.counts() == {"values": 1, "duplicates": 1, "buffered_bytes": bob.receiver.counts()[
+            "buffered_bytes"]}
+        assert await bob.receiver.get("alice", "1:0", "f@alice#1") == {"v": 1}
+        with pytest.raises(RuntimeError, match="already handed out"):
+            await bob.receiver.get("alice", "1:0", "f@alice#1")
+
+    run(test)
+
+
+@pytest.mark.parametrize("window", [CHUNK, 4 * CHUNK])
+def test_a_push_never_has_more_than_its_window_unacknowledged(window):
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        net().fault(bob.address).read_delay = 0.001  # a receiver slower than the sender
+        value = np.arange(48 * CHUNK, dtype=np.uint8)
+        await alice.sender.send("bob", "1:0", "f@alice#1", ready(value))
+        np.testing.assert_array_equal(await bob.receiver.get("alice", "1:0", "f@alice#1"), value)
+        header = wire.Header("j", "alice", "bob", "1:0", "f@alice#1", "fed", (1,))
+        head = len(wire.encode_header(header)) + 200  # the header frame, whatever its segments say
+        assert window <= net().peak_unread[bob.address] <= window + CHUNK + head
+
+    run(test, chunk_size_in_bytes=CHUNK, inflight_window_in_bytes=window)
+
+
+def test_a_failed_task_reaches_the_peer_as_its_error():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(ValueError("bad input"))
+        sent = await alice.sender.send("bob", "1:0", "f@alice#1", [failed])
+        assert sent.error
+        with pytest.raises(FedRemoteError, match="ValueError raised at party 'alice'"):
+            await bob.receiver.get("alice", "1:0", "f@alice#1")
+
+    run(test)
+
+
+def test_a_value_over_the_size_limit_is_not_sent_and_the_peer_is_told():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        with pytest.raises(FedSendError, match="over messages_max_size_in_bytes=4096"):
+            await alice.sender.send("bob", "1:0", "f@alice#1", ready(np.zeros(5000, np.uint8)))
+        with pytest.raises(FedRemoteError, match="over messages_max_size_in_bytes"):
+            await bob.receiver.get("alice", "1:0", "f@alice#1")
+        assert bob.receiver.stats()["waiting_peak"] < 4096  # only the notice was held
+
+    run(test, messages_max_size_in_bytes=4096)
+
+
+def test_a_push_that_stalls_gives_back_its_room_after_timeout_in_ms():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        stream = await alice.sender._link.connect("bob").stream(link.PUSH, 1)
+        head = wire.Header("j", "alice", "bob", "1:0", "f@alice#1", "fed", (50_000,))
+        await stream.write(wire.encode_header(head))
+        assert wire.decode_ack(await stream.read()) == 0  # admitted
+        assert bob.receiver.stats()["waiting_bytes"] > 50_000
+        started = now()
+        with pytest.raises(link.LinkError, match="DEADLINE_EXCEEDED: no data for 0.5 s"):
+            await stream.read()
+        assert 0.4 < elapsed(started) < 1.5
+        assert bob.receiver.stats()["waiting_bytes"] == 0
+
+    run(test, timeout_in_ms=500)
+
+
+def test_a_peer_that_never_listens_fails_the_push_after_timeout_in_ms():
+    async def test(p):
+        started = now()
+        with pytest.raises(FedSendError, match=r"could not push 1:0 .* no progress for 0.5 s"):
+            await p["alice"].sender.send("bob", "1:0", "f@alice#1", ready(np.zeros(4 * CHUNK, np.uint8)))
+        assert 0.4 < elapsed(started) < 3.5  # and up to 2 s trying to tell bob it will not come
+
+    run(test, serving=("alice",), timeout_in_ms=500, chunk_size_in_bytes=CHUNK)
