@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fed import config, exceptions
+from fed import config, exceptions, proxy
 from fed._api import audit_log, get, init, kill, shutdown, stats
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError, FedSendError
 from fed._runtime.objects import FedObject
@@ -24,6 +24,7 @@ __all__ = [
     "get",
     "init",
     "kill",
+    "proxy",
     "recv",
     "register_type",
     "remote",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import signal
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 import ray
 
 from fed import _logs as logs
+from fed import _plugins
 from fed import config as job_config
 from fed._config import FedConfig, build_config
 from fed._config_grpc import applied_options
@@ -66,16 +68,11 @@ def init(
     ``fed run --single`` sets) plays every party in this process instead: the script runs once,
     and ``party`` only has to be one of the parties.
 
-    RayFed 0.2's ``sender_proxy_cls``, ``receiver_proxy_cls`` and ``receiver_sender_proxy_cls``
-    are refused for now: fed moves values over its own gRPC transport.
+    RayFed 0.2's ``sender_proxy_cls`` with ``receiver_proxy_cls``, or ``receiver_sender_proxy_cls``,
+    move fed's messages over the user's own link instead of fed's gRPC (``fed.proxy.base_proxy``).
     """
-    proxies = {"sender_proxy_cls": sender_proxy_cls, "receiver_proxy_cls": receiver_proxy_cls,
-               "receiver_sender_proxy_cls": receiver_sender_proxy_cls}
-    given = [name for name, cls in proxies.items() if cls is not None]
-    if given:
-        raise ValueError(f"fed.init({given[0]}=...) is not supported yet: fed moves values over its own gRPC "
-                         "transport (mutual TLS, bounded decoding, back-pressure), and custom proxy classes cannot "
-                         f"plug into it yet. Remove {', '.join(given)} from the call; see README, 'Coming from RayFed'")
+    proxies = _plugins.plugins(sender_proxy_cls, receiver_proxy_cls, receiver_sender_proxy_cls, tls_config,
+                               (config or {}).get("cross_silo_comm"))
     if context.active() is not None:
         raise RuntimeError("fed is already initialised in this process; call fed.shutdown() first")
     level = logs.setup(logging_level)
@@ -83,6 +80,8 @@ def init(
         raise ValueError("sending_failure_handler must be a callable taking the exception")
     cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
                        tls_config=tls_config, job_name=job_name, types=registry.snapshot(), logging_level=level)
+    if proxies is not None:
+        cfg = dataclasses.replace(cfg, link="proxy", plugins=proxies)
     _warn_ignored(cfg)
     job_config.remember(cfg.job_name, cfg.party, cfg.addresses, (config or {}).get("cross_silo_comm"), tls_config)
     registry.freeze(cfg.party)

@@ -65,6 +65,24 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class Plugins:
+    """RayFed 0.2's proxy classes given to ``fed.init`` (``fed._transport.proxy_link`` runs them),
+    and what their constructors take: the job's ``tls_config`` as given and its ``cross_silo_comm``."""
+
+    sender: Any
+    receiver: Any
+    both: Any = None  # receiver_sender_proxy_cls: one object sends and receives, in the receiver actor
+    relay: Any = None  # with ``both``, for the sender: the receiver actor whose proxy it sends through
+    tls_config: Mapping[str, Any] | None = None
+    comm: Mapping[str, Any] = field(default_factory=dict)
+
+    def proxy_config(self) -> Any:
+        from fed.proxy.base_proxy import proxy_config
+
+        return proxy_config(self.comm)
+
+
+@dataclass(frozen=True)
 class FedConfig:
     """Everything ``fed.init`` was told, validated."""
 
@@ -79,6 +97,7 @@ class FedConfig:
     types: Types = NONE  # fed.register_type's registrations when fed.init ran
     logging_level: int = logging.INFO  # fed's log level, also in the receiver and sender actors
     link: str = "grpc"  # what carries the bytes (``fed._transport.link.LINKS``)
+    plugins: Plugins | None = None  # with link "proxy"
 
     @property
     def peers(self) -> list[str]:

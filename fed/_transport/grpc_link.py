@@ -205,6 +205,9 @@ class GrpcServer:
     async def start(self) -> None:
         await self._server.start()
 
+    def wanted(self, src: str, object_id: str) -> None:
+        pass  # values are pushed
+
     async def stop(self, grace: float) -> None:
         await self._server.stop(grace)
 
@@ -314,6 +317,8 @@ class GrpcConnection:
 
 class GrpcOutbound:
     """This party's channels to its peers: one per peer and purpose (``link.VALUES`` ...)."""
+
+    streams = True
 
     def __init__(self, config: FedConfig) -> None:
         self._config = config

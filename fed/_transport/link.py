@@ -138,6 +138,20 @@ def handler(inbox: Inbox, method: str) -> Callable[..., Awaitable[bytes]]:
     return serve
 
 
+class OneFrame:
+    """A request of one frame as the stream a streamed handler reads it from (a goodbye)."""
+
+    def __init__(self, frame: bytes) -> None:
+        self._frame: bytes | None = frame
+
+    async def next(self) -> bytes | None:
+        frame, self._frame = self._frame, None
+        return frame
+
+    async def send(self, frame: bytes) -> None:
+        raise RuntimeError("a call of one frame has no frames back but its answer")
+
+
 class OutStream(Protocol):
     """The sending end of a push; each call raises ``LinkError`` when the stream failed."""
 
@@ -163,7 +177,10 @@ class Connection(Protocol):
 
 
 class Outbound(Protocol):
-    """This party's connections to its peers."""
+    """This party's connections to its peers. ``streams``: whether it carries streams; a link
+    without them carries every value in one message, and proves identity its own way."""
+
+    streams: bool
 
     def connect(self, dst: str, purpose: str = VALUES) -> Connection: ...
     async def presented_names(self, dst: str) -> set[str] | None:
@@ -174,6 +191,10 @@ class Outbound(Protocol):
 
 
 class Server(Protocol):
+    def wanted(self, src: str, object_id: str) -> None:
+        """This party's program waits for that value: a link that fetches values (rather than
+        being pushed them) fetches it now."""
+
     async def stop(self, grace: float) -> None: ...
 
 
@@ -182,6 +203,7 @@ class Server(Protocol):
 LINKS = {
     "grpc": "fed._transport.grpc_link",
     "memory": "fed._transport.memory_link",
+    "proxy": "fed._transport.proxy_link",  # the user's RayFed proxy classes (``FedConfig.plugins``)
 }
 
 

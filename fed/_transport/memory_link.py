@@ -169,20 +169,6 @@ class _Counted(_Served):
         return frame
 
 
-class _One:
-    """A gated call's request as a stream of one frame."""
-
-    def __init__(self, request: bytes) -> None:
-        self._request: bytes | None = request
-
-    async def next(self) -> bytes | None:
-        request, self._request = self._request, None
-        return request
-
-    async def send(self, frame: bytes) -> None:
-        raise RuntimeError("a gated call has no frames back but its answer")
-
-
 class MemoryConnection:
     def __init__(self, net: Network, config: FedConfig, dst: str) -> None:
         self._net, self._dst, self._address = net, dst, config.addresses[dst]
@@ -227,7 +213,7 @@ class MemoryConnection:
     async def gated(self, method: str, request: bytes, timeout: float) -> bytes:
         async def call() -> bytes:
             inbox = await self._reach(method, False)
-            return await link.handler(inbox, method)(_One(bytes(request)), self._caller())
+            return await link.handler(inbox, method)(link.OneFrame(bytes(request)), self._caller())
         return await self._timed(call(), timeout)
 
     async def stream(self, method: str, timeout: float) -> _Stream:
@@ -240,6 +226,8 @@ class MemoryConnection:
 
 
 class MemoryOutbound:
+    streams = True
+
     def __init__(self, config: FedConfig) -> None:
         self._config = config
         self._net = network()
@@ -257,6 +245,9 @@ class MemoryOutbound:
 class MemoryServer:
     def __init__(self, net: Network, address: str) -> None:
         self._net, self._address = net, address
+
+    def wanted(self, src: str, object_id: str) -> None:
+        pass  # values are pushed
 
     async def stop(self, grace: float) -> None:
         self._net.servers.pop(self._address, None)

@@ -8,6 +8,7 @@ link (``link.LINKS``).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 from typing import Any
 
 import ray
@@ -30,6 +31,8 @@ def start(cfg: FedConfig) -> tuple[ThreadSender | ActorSender, Any]:
     sender = None
     try:
         _placed(receiver.start.remote(), "receiver", comm.recv_resource_label, comm.timeout_in_ms)
+        if cfg.plugins is not None and cfg.plugins.both is not None:  # one proxy, in the receiver actor
+            cfg = dataclasses.replace(cfg, plugins=dataclasses.replace(cfg.plugins, relay=receiver))
         sender = start_sender(cfg)
         if comm.send_resource_label:
             _placed(sender.ready(), "sender", comm.send_resource_label, comm.timeout_in_ms)

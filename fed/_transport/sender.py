@@ -200,7 +200,7 @@ class Sender:
         cfg = self._config
         policy = cfg.comm.grpc_retry_policy
         patience = cfg.comm.timeout_in_ms / 1000
-        whole = header.total_size <= cfg.comm.chunk_size_in_bytes
+        whole = header.total_size <= cfg.comm.chunk_size_in_bytes or not self._link.streams
         attempt = self._send_whole if whole else self._send_streamed
         window = _Window(cfg.comm.inflight_window_in_bytes)
         answered = time.monotonic()  # the receiver's last sign of life: start, ack, or "no room"
@@ -263,7 +263,7 @@ class Sender:
 
     async def _send_whole(self, dst: str, header: wire.Header, segments: list[memoryview],
                           patience: float, window: _Window) -> None:
-        if self._config.tls is not None:  # the header and value go only after the server's proof
+        if self._config.tls is not None and self._link.streams:  # the value goes only after the server's proof
             await self._send_streamed(dst, header, segments, patience, window)
             return
         request = wire.encode_whole(wire.encode_header(header), segments)

@@ -398,7 +398,7 @@ def test_values_are_keyed_by_their_source_party():
 
 
 def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
-    from fed._transport import receiver as receiver_module
+    from fed._transport import inbox as receiver_module
 
     assemble = receiver_module._assemble
 
@@ -427,7 +427,7 @@ def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
 
 
 def test_a_stalled_transfer_fails_after_timeout_in_ms(monkeypatch):
-    from fed._transport import receiver as receiver_module
+    from fed._transport import inbox as receiver_module
 
     async def stuck(stream, total, patience):
         await asyncio.sleep(3600)
@@ -664,7 +664,9 @@ def test_a_busy_peer_that_answers_late_is_waited_for_and_a_silent_one_is_lost_af
 
     alice, bob = configs(liveness_timeout_in_ms=1000, timeout_in_ms=60_000)
 
-    on_time = Receiver.on_ping
+    from fed._transport.inbox import Inbox
+
+    on_time = Inbox.on_ping
 
     async def late_ping(self, request, caller):  # alice's Python answers pings only after 2 s
         await asyncio.sleep(2)
@@ -677,7 +679,7 @@ def test_a_busy_peer_that_answers_late_is_waited_for_and_a_silent_one_is_lost_af
                 receiver.peers_started(["alice"])
                 # Busy: every ping is answered late, but alice's gRPC core acknowledges the
                 # connection's keepalive pings, so she is waited for (4 s: four liveness timeouts).
-                monkeypatch.setattr(Receiver, "on_ping", late_ping)
+                monkeypatch.setattr(Inbox, "on_ping", late_ping)
                 asyncio.get_running_loop().call_later(4, asyncio.ensure_future,
                                                       sender.send("bob", "1:0", "f@alice#1", ready("slow")))
                 assert await receiver.get("alice", "1:0", "f@alice#1") == "slow"

@@ -68,11 +68,22 @@ def test_the_other_rayfed_keys_are_accepted_or_refused_saying_what_to_do():
         parse_comm({"continue_waiting_for_data_sending_on_error": "yes"})
 
 
-@pytest.mark.parametrize("argument", ["sender_proxy_cls", "receiver_proxy_cls", "receiver_sender_proxy_cls"])
-def test_proxy_classes_are_refused_at_once_saying_what_to_change(argument):
-    with pytest.raises(ValueError, match=f"fed.init\\({argument}=...\\) is not supported yet.*Remove {argument}"):
-        fed.init(address="local", cluster={"alice": {"address": "127.0.0.1:1"}}, party="alice",
-                 **{argument: object})
+@pytest.mark.parametrize("argument, words", [
+    ("sender_proxy_cls", "takes a subclass of fed.proxy.base_proxy.SenderProxy"),
+    ("receiver_proxy_cls", "needs sender_proxy_cls too"),
+    ("receiver_sender_proxy_cls", "takes a subclass of fed.proxy.base_proxy.SenderReceiverProxy"),
+])
+def test_proxy_classes_that_do_not_fit_fail_fed_init_at_once_before_ray_starts(argument, words):
+    kwargs = {argument: object}
+    if argument == "sender_proxy_cls":
+        from fed.proxy.base_proxy import ReceiverProxy
+
+        kwargs["receiver_proxy_cls"] = ReceiverProxy
+    with pytest.raises(ValueError, match=words):
+        fed.init(address="local", cluster={"alice": {"address": "127.0.0.1:1"}}, party="alice", **kwargs)
+    import ray
+
+    assert not ray.is_initialized()
 
 
 def test_shutdown_takes_true_false_or_none():

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-R = "fed/_transport/receiver.py"
+R = "fed/_transport/inbox.py"
 G = "fed/_transport/grpc_link.py"
 L = "fed/_transport/liveness.py"
 S = "fed/_transport/sender.py"
@@ -44,13 +44,13 @@ MUTANTS = [
         except Refused as refused:
             raise self._refuse(refused, caller) from None
 
-    @property""", """                return await self._store(header, payload)
+    async def on_pulled""", """                return await self._store(header, payload)
             except BaseException:
                 raise
         except Refused as refused:
             raise self._refuse(refused, caller) from None
 
-    @property"""),
+    async def on_pulled"""),
     ("push_whole: no length check", R, "                if len(payload) != header.total_size:\n", "                if False:\n"),
     ("assemble: a payload longer than declared is taken", R, "        if end > total:\n", "        if False:\n"),
     ("assemble: a truncated payload is taken", R, "    if offset != total:\n", "    if False:\n"),

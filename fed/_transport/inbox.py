@@ -1,0 +1,263 @@
+"""What a receiver does with each message a peer sends: the ``link.Inbox`` its link serves.
+
+Each message is checked before this party holds anything for it (``admission``): its job and
+source, and for a push its header and what it will cost, counted against ``max_buffered_bytes``
+from admission until its value is consumed (``Mailbox``). A push that stalls gives its room back
+after ``timeout_in_ms``; a value is decoded off the event loop, within its peer's share of the
+decoding threads. A refusal is counted, logged clipped and escaped, and reaches the sender in
+fed's own words (``link.Refused``): nothing a peer sent goes back to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+
+import numpy as np
+
+from fed._config import FedConfig
+from fed._exceptions import FedError, FedRemoteError
+from fed._security.untrusted import clip
+from fed._serialization import codec
+from fed._serialization.policy import make_policy
+from fed._transport import wire
+from fed._transport.admission import check_header, check_source, describe, holding_cost
+from fed._transport.call_log import CallLog
+from fed._transport.link import Caller, InStream, Refusal, Refused
+from fed._transport.liveness import Gone, PeerWatch, calls_answer, ping_answer
+from fed._transport.mailbox import Arrived, Mailbox, NoRoom
+from fed._transport.metrics import Meter
+from fed._transport.pushed import Pushed
+
+logger = logging.getLogger("fed.receiver")
+
+# Threads that decode values: a slow decode (a large value, a user's from_wire) runs beside the
+# event loop, which keeps serving other pushes, pings and control calls. Decoding works in steps
+# of at most one record (``fed._serialization.records``), so the loop gets its turn between them.
+# Each peer has at most DECODERS_PER_PEER of the threads at once, so one peer's slow values never
+# hold up another's.
+DECODERS_PER_PEER = 2
+
+
+class Inbox:
+    """The receiver's handling of its peers' messages, over the mailbox, meter and peer watch it shares."""
+
+    def __init__(self, config: FedConfig, box: Mailbox, meter: Meter, peers: PeerWatch, calls: CallLog,
+                 pushed: Pushed) -> None:
+        comm = config.comm
+        self._config, self._box, self._meter, self._peers, self._calls, self._pushed = (
+            config, box, meter, peers, calls, pushed)
+        self._policy = make_policy(config.types, comm.serializing_allowed_list, comm.allow_unsafe_deserialization)
+        self._decoders = concurrent.futures.ThreadPoolExecutor(DECODERS_PER_PEER * max(1, len(config.peers)),
+                                                               thread_name_prefix="fed-decode")
+        self._decoding = {peer: asyncio.Semaphore(DECODERS_PER_PEER) for peer in config.peers}
+        self.refused = 0  # pushes and requests refused, from any peer
+
+    def close(self) -> None:
+        self._decoders.shutdown(wait=False, cancel_futures=True)
+
+    def _refuse(self, refused: Refused, caller: Caller) -> Refused:
+        """Count and log a refused message (bounded, escaped); the link ends its call with fed's own words."""
+        self.refused += 1
+        if refused.no_room:
+            logger.info("asked %s to wait: %s", clip(caller.address, 100), refused.public)
+        else:
+            logger.warning("refused a call from %s: %s", clip(caller.address, 100), clip(str(refused), 600))
+        return refused
+
+    async def on_ping(self, request: bytes, caller: Caller) -> bytes:
+        try:
+            job, src, theirs, waits = _control(wire.decode_ping, request)
+            check_source(self._config, job, src, caller.names)
+            self._peers.seen(src)
+            return ping_answer(self._config, self._calls, theirs, self._pushed.will_not_come(src, waits,
+                                                                                              len(self._calls)))
+        except Refused as refused:
+            raise self._refuse(refused, caller) from None
+
+    async def on_calls(self, request: bytes, caller: Caller) -> bytes:
+        try:
+            job, src, upto, call = _control(wire.decode_calls_request, request)
+            check_source(self._config, job, src, caller.names)
+            answer = calls_answer(self._calls, upto, call)
+            if answer is None:
+                raise Refused(Refusal.MALFORMED, "calls request out of range")
+            return answer
+        except Refused as refused:
+            raise self._refuse(refused, caller) from None
+
+    async def on_bye(self, stream: InStream, caller: Caller) -> bytes:
+        """A peer will send nothing more in this job (its program finished or aborted). One message,
+        on a gated call so that it goes only after this party's proof (``link``)."""
+        try:
+            request = await _next_frame(stream, self._patience)
+            if request is None:
+                raise Refused(Refusal.MALFORMED, "empty goodbye")
+            job, src, kind, error_type, cause = _control(wire.decode_bye, request)
+            check_source(self._config, job, src, caller.names)
+            self._peers.seen(src)
+            self._peers.mark_gone(src, Gone(kind, error_type, cause))
+            return b"ok"
+        except Refused as refused:
+            raise self._refuse(refused, caller) from None
+
+    async def on_push(self, stream: InStream, caller: Caller) -> bytes:
+        try:
+            first = await _next_frame(stream, self._patience)
+            if first is None:
+                raise Refused(Refusal.MALFORMED, "empty push: no header frame")
+            header = self._admit(first, caller)
+            if header is None:
+                return b"duplicate"
+            try:
+                await stream.send(wire.encode_ack(0))  # admitted: the sender may send data now
+                payload = await _assemble(stream, header.total_size, self._patience)
+                return await self._store(header, payload)
+            except BaseException:
+                self._box.release((header.src, header.object_id))
+                raise
+        except Refused as refused:
+            raise self._refuse(refused, caller) from None
+
+    async def on_push_whole(self, request: bytes, caller: Caller) -> bytes:
+        try:
+            head, payload = _control(wire.decode_whole, request)
+            header = self._admit(head, caller)
+            if header is None:
+                return b"duplicate"
+            try:
+                if len(payload) != header.total_size:
+                    raise Refused(Refusal.MALFORMED,
+                                  f"payload of {len(payload)} bytes, the header declares {header.total_size}")
+                return await self._store(header, payload)
+            except BaseException:
+                self._box.release((header.src, header.object_id))
+                raise
+        except Refused as refused:
+            raise self._refuse(refused, caller) from None
+
+    async def on_pulled(self, src: str, object_id: str, data: bytes | None, failure: str | None = None) -> None:
+        """A value this party fetched from ``src`` (a link that fetches values, ``Server.wanted``),
+        taken as a push of it is; or why it could not be fetched. A refusal ends the wait on it."""
+        key = (src, object_id)
+        tls = self._config.tls
+        caller = Caller(f"fetched from {src}", frozenset({tls.name_of(src)}) if tls is not None else frozenset())
+        delay = 0.1
+        while failure is None:
+            try:
+                header = _control(wire.decode_header, _control(wire.decode_whole, data)[0])
+                if (header.src, header.object_id) != key:
+                    raise Refused(Refusal.MALFORMED, "a value fetched under another value's id")
+                await self.on_push_whole(data, caller)
+                return
+            except Refused as refused:
+                if not refused.no_room:
+                    failure = f"it was refused: {refused}"
+                    break
+            await asyncio.sleep(delay)  # no room until this party's program consumes values
+            delay = min(2 * delay, 1.0)
+        if key in self._box.waiting:
+            self._box.deliver(key, Arrived(self._box.waiting[key], error=FedError(
+                f"value {clip(object_id, 80)} from party {src!r} could not be received: {failure}")))
+
+    @property
+    def _patience(self) -> float:
+        """Seconds a push may go without a frame before it gives back what it holds."""
+        return self._config.comm.timeout_in_ms / 1000
+
+    def _admit(self, frame: bytes, caller: Caller) -> wire.Header | None:
+        """The push's header if this party takes it, None for a duplicate; else ``Refused``.
+
+        A taken push holds what it costs (``holding_cost``: payload, decoded growth, header, slot)
+        until its value is handed out or the push fails (``Mailbox.release``).
+        """
+        header = _control(wire.decode_header, frame)
+        check_header(self._config, header, caller.names)
+        self._peers.seen(header.src)
+        key = (header.src, header.object_id)
+        if self._box.has(key):
+            logger.info("duplicate push of %s from %s dropped", describe(header), header.src)
+            self._meter.add(header.src, duplicates=1)
+            return None
+        if self._box.receiving(key):
+            raise Refused(Refusal.BUSY, "a push of this value is already being received")
+        try:
+            self._box.reserve(key, holding_cost(header, len(frame)))
+        except NoRoom as exc:
+            raise Refused(Refusal.BUSY if exc.now else Refusal.TOO_LARGE, str(exc), no_room=exc.now) from None
+        return header
+
+    async def _store(self, header: wire.Header, payload: memoryview) -> bytes:
+        """Decode the value (on a decoding thread) and hand it to whoever waits for it."""
+        key = (header.src, header.object_id)
+        try:
+            async with self._decoding[header.src]:
+                arrived = await asyncio.get_running_loop().run_in_executor(self._decoders, self._decode, header,
+                                                                           payload)
+        except Refused as refused:
+            # If this party waits for the value, it is told why it will never come. Otherwise
+            # nothing is kept: a peer cannot fill the mailbox with refusals.
+            if key in self._box.waiting:
+                self._box.deliver(key, Arrived(header.fingerprint, error=FedError(
+                    f"value {describe(header)} from party {header.src!r} was refused: {refused}")))
+            raise
+        self._box.deliver(key, arrived)
+        self._meter.add(header.src, values=1, bytes=header.total_size)
+        return b"ok"
+
+    def _decode(self, header: wire.Header, payload: memoryview) -> Arrived:
+        """The value (or remote error) a payload holds; ``Refused`` if it is not one this party takes."""
+        segments = wire.split_payload(payload, header.segments)
+        if header.codec == "error":
+            if len(segments) != 1:
+                raise Refused(Refusal.MALFORMED, "malformed error frame: one segment expected")
+            party, kind, cause = _control(wire.decode_error, segments[0])
+            return Arrived(header.fingerprint, error=FedRemoteError(party, kind, cause))
+        try:
+            value = codec.decode(segments, self._policy, header.copied)
+        except codec.DecodeError as exc:
+            raise Refused(Refusal.MALFORMED, f"value refused: {exc}", exc.detail) from None
+        return Arrived(header.fingerprint, value=value)
+
+
+def _control(decode, request: bytes):
+    """A frame decoded by ``decode``; a malformed one is ``Refused`` (its text names what was wrong)."""
+    try:
+        return decode(request)
+    except wire.WireError as exc:
+        raise Refused(Refusal.MALFORMED, str(exc)) from None
+
+
+async def _next_frame(stream: InStream, patience: float) -> bytes | None:
+    """The next frame of a push, None at its end; ``Refused`` after ``patience`` s without one."""
+    try:
+        return await asyncio.wait_for(stream.next(), patience)
+    except asyncio.TimeoutError:
+        raise Refused(Refusal.STALLED,
+                      f"no data for {patience:g} s: the push gave back what it held") from None
+
+
+async def _assemble(stream: InStream, total: int, patience: float) -> memoryview:
+    """Copy the payload chunks into one buffer of the declared size, acknowledging each one.
+
+    The buffer is ``numpy.empty``: its pages are not zeroed before data lands, and being private
+    memory (huge pages where the kernel allows) Ray copies the value out of it into the object
+    store about twice as fast as out of a shared mapping. A push that sends nothing for
+    ``patience`` s (``timeout_in_ms``) is ended, and gives back the room it held.
+    """
+    view = memoryview(np.empty(total, dtype=np.uint8)).cast("B")
+    offset = 0
+    while True:
+        chunk = await _next_frame(stream, patience)
+        if chunk is None:
+            break
+        end = offset + len(chunk)
+        if end > total:
+            raise Refused(Refusal.MALFORMED, f"payload longer than the declared {total} bytes")
+        view[offset:end] = chunk
+        offset = end
+        await stream.send(wire.encode_ack(offset))
+    if offset != total:
+        raise Refused(Refusal.MALFORMED, f"truncated payload: {offset} of {total} declared bytes")
+    return view
