@@ -23,11 +23,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+import children
 
 from fed._cli.sessions import kill_session as kill_leader_session
 
@@ -109,29 +110,7 @@ def kill_session(proc: subprocess.Popen) -> None:
 
 def run_children(named_args: dict[str, list[str]]) -> dict[str, float]:
     """Run the children at once and return each one's ms per round; kill them in any case."""
-    procs: dict[str, tuple[subprocess.Popen, IO[str]]] = {}
-    try:
-        for name, args in named_args.items():
-            log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would stall a party
-            procs[name] = (spawn(args, log), log)
-        deadline = time.monotonic() + TIMEOUT_S
-        codes = [proc.poll() for proc, _ in procs.values()]
-        while None in codes and not any(codes) and time.monotonic() < deadline:  # stop at the first failure
-            time.sleep(0.2)
-            codes = [proc.poll() for proc, _ in procs.values()]
-        results = {}
-        for name, (proc, log) in procs.items():
-            log.seek(0)
-            output = log.read()
-            lines = [line for line in output.splitlines() if line.startswith(RESULT)]
-            if proc.poll() != 0 or not lines:
-                raise RuntimeError(f"{name} failed (exit {proc.poll()}):\n{output[-4000:]}")
-            results[name] = json.loads(lines[-1][len(RESULT):])["ms"]
-        return results
-    finally:
-        for proc, log in procs.values():
-            kill_session(proc)
-            log.close()
+    return {name: result["ms"] for name, result in children.run_children(__file__, named_args, TIMEOUT_S).items()}
 
 
 def measure(warmup: int, rounds: int, repeats: int) -> dict[str, list[float]]:

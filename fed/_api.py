@@ -24,6 +24,7 @@ from fed._runtime.audit import AuditLog
 from fed._runtime.objects import FedObject
 from fed._runtime.remote import FedActorHandle
 from fed._runtime.send_watch import unwrap
+from fed._security.untrusted import clip
 from fed._serialization import registry
 from fed._serialization.restricted import compile_allowed
 from fed._transport import party as transport
@@ -143,7 +144,7 @@ def _start_multi(cfg: FedConfig, address: str | None,
         _let_fed_interrupt_main()
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        ray.init(address=address or "local")
+        ray.init(address=address or "local", **_lean(address))
     try:
         try:
             sender, receiver = transport.start(cfg)
@@ -156,19 +157,32 @@ def _start_multi(cfg: FedConfig, address: str | None,
         raise
 
 
+def _lean(address: str | None) -> dict[str, Any]:
+    """``ray.init`` options when fed starts a new Ray for this party (``address`` None or ``local``):
+    no dashboard (a process of about 50 MB that a party does not need; start Ray yourself, or with
+    ``ray start``, to have one). Joining a running cluster takes it as it is."""
+    return {"include_dashboard": False} if address in (None, "local") else {}
+
+
 def _start_single(cfg: FedConfig, address: str | None) -> single.SingleRuntime:
     """This process plays every party: one Ray cluster, each party's work placed by its resource."""
     parties = list(cfg.addresses)
     owns_ray = not ray.is_initialized()
+    place = len(parties) <= single.PLACED_AT_MOST
     if owns_ray:
         local = address in (None, "local")
-        ray.init(address=address or "local", **({"resources": single.ray_resources(parties)} if local else {}))
+        ray.init(address=address or "local", **_lean(address),
+                 **({"resources": single.ray_resources(parties)} if local and place else {}))
     missing = [p for p in parties if single.resource(p) not in ray.cluster_resources()]
-    if missing:
+    named = ", ".join(parties[:5]) + (f" and {len(parties) - 5} more" if len(parties) > 5 else "")
+    if not place and owns_ray:
+        logger.info("single-controller mode: %d parties are not placed per party on the Ray fed starts (at most "
+                    "%d are: Ray's scheduling slows with every custom resource)", len(parties), single.PLACED_AT_MOST)
+    elif missing:
         logger.warning("single-controller mode: this Ray cluster has no resource %s, so parties' tasks and "
-                       "actors are not placed per party; start Ray with resources=%r to place them",
-                       single.resource(missing[0]), single.ray_resources(parties))
-    logger.info("single-controller mode: this process plays parties %s", ", ".join(parties))
+                       "actors are not placed per party; start Ray with resources=%s to place them",
+                       single.resource(missing[0]), clip(repr(single.ray_resources(parties)), 200))
+    logger.info("single-controller mode: this process plays parties %s", named)
     return single.SingleRuntime(cfg, owns_ray, placed=not missing)
 
 

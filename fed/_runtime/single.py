@@ -28,6 +28,10 @@ logger = logging.getLogger("fed")
 
 ENV = "FED_SINGLE_CONTROLLER"
 _CAPACITY = 1000.0  # of each party's resource; every task or actor takes _SHARE of it
+# A Ray that fed starts gets a resource per party only for up to this many parties: Ray's
+# scheduler slows with every custom resource (1,000 parties: 28 s a round instead of about 1 s,
+# the raylet at a full core), and on one node the resources place nothing anyway.
+PLACED_AT_MOST = 16
 _SHARE = 0.001
 
 

@@ -172,6 +172,8 @@ class GrpcServer:
                 return await handle(request, caller)
             except Refused as refused:
                 await _abort(context, refused)
+            except Exception as exc:  # noqa: BLE001 - a bug here: the peer learns nothing of it
+                await _abort(context, link.internal_error(exc, caller))
         return serve
 
     def _streamed(self, handle, answer_inline: bool):
@@ -181,6 +183,8 @@ class GrpcServer:
                 answer = await handle(_Served(requests, context), caller)
             except Refused as refused:
                 await _abort(context, refused)
+            except Exception as exc:  # noqa: BLE001 - a bug here: the peer learns nothing of it
+                await _abort(context, link.internal_error(exc, caller))
             if not answer_inline:
                 return answer
             await context.write(answer)

@@ -38,6 +38,10 @@ logger = logging.getLogger("fed.receiver")
 # Each peer has at most DECODERS_PER_PEER of the threads at once, so one peer's slow values never
 # hold up another's.
 DECODERS_PER_PEER = 2
+# A payload of at most this many bytes is decoded on the event loop when only fed's own code runs
+# to decode it (no registered type's from_wire, no unsafe unpickling): bounded work of a few tens
+# of microseconds, where handing it to a thread and back costs more than the decoding.
+INLINE_DECODE_BYTES = 16 * 1024
 
 
 class Inbox:
@@ -52,6 +56,7 @@ class Inbox:
         self._decoders = concurrent.futures.ThreadPoolExecutor(DECODERS_PER_PEER * max(1, len(config.peers)),
                                                                thread_name_prefix="fed-decode")
         self._decoding = {peer: asyncio.Semaphore(DECODERS_PER_PEER) for peer in config.peers}
+        self._inline = not self._policy.types.by_name and not self._policy.unsafe
         self.refused = 0  # pushes and requests refused, from any peer
 
     def close(self) -> None:
@@ -189,12 +194,16 @@ class Inbox:
         return header
 
     async def _store(self, header: wire.Header, payload: memoryview) -> bytes:
-        """Decode the value (on a decoding thread) and hand it to whoever waits for it."""
+        """Decode the value (on a decoding thread, unless small, see ``INLINE_DECODE_BYTES``) and hand
+        it to whoever waits for it."""
         key = (header.src, header.object_id)
         try:
-            async with self._decoding[header.src]:
-                arrived = await asyncio.get_running_loop().run_in_executor(self._decoders, self._decode, header,
-                                                                           payload)
+            if self._inline and header.total_size <= INLINE_DECODE_BYTES:
+                arrived = self._decode(header, payload)
+            else:
+                async with self._decoding[header.src]:
+                    arrived = await asyncio.get_running_loop().run_in_executor(self._decoders, self._decode,
+                                                                               header, payload)
         except Refused as refused:
             # If this party waits for the value, it is told why it will never come. Otherwise
             # nothing is kept: a peer cannot fill the mailbox with refusals.

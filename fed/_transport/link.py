@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import enum
 import importlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fed._security.server_proof import ProofError
+from fed._security.untrusted import clip
+
+logger = logging.getLogger("fed.receiver")
 
 __all__ = ["CODES", "TRANSIENT", "Caller", "Connection", "InStream", "Inbox", "LinkError", "OutStream",
            "ProofError", "Refusal", "Refused", "Server", "outbound", "serve"]
@@ -78,6 +82,7 @@ class Refusal(enum.Enum):
     TOO_LARGE = "RESOURCE_EXHAUSTED"     # over a limit, now and later
     BUSY = "UNAVAILABLE"                 # try again: being received already, or no room until consumed
     STALLED = "DEADLINE_EXCEEDED"        # a push that sent nothing for too long
+    INTERNAL = "INTERNAL"                # a fault of the receiver itself (see ``internal_error``)
 
 
 class Refused(Exception):
@@ -94,6 +99,14 @@ class Refused(Exception):
 
     def __str__(self) -> str:
         return self.public if self.detail is None else f"{self.public} ({self.detail})"
+
+
+def internal_error(exc: Exception, caller: Caller) -> Refused:
+    """What the sender learns of an unexpected error while serving its call: that it happened, no
+    more (its text may hold what the peer sent). This party's log gets it, clipped."""
+    logger.error("serving a call from %s failed: %s: %s", clip(caller.address, 100), type(exc).__name__,
+                 clip(str(exc), 600), exc_info=exc)
+    return Refused(Refusal.INTERNAL, "internal error at the receiver; its log says more")
 
 
 @dataclass(frozen=True)

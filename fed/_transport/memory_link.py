@@ -106,8 +106,9 @@ class _Stream:
             self._to_client.put_nowait(LinkError(refused.kind.value, refused.public, refused.no_room))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug in the handler: the sender sees what gRPC would show
-            self._to_client.put_nowait(LinkError("UNKNOWN", f"Unexpected {type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - a bug in the handler: the sender learns nothing of it
+            refused = link.internal_error(exc, caller)
+            self._to_client.put_nowait(LinkError(refused.kind.value, refused.public))
         else:
             self._to_client.put_nowait(answer)
 
@@ -203,6 +204,11 @@ class MemoryConnection:
             raise LinkError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
         except Refused as refused:
             raise LinkError(refused.kind.value, refused.public, refused.no_room) from None
+        except (LinkError, ProofError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in the handler: the sender learns nothing of it
+            refused = link.internal_error(exc, self._caller())
+            raise LinkError(refused.kind.value, refused.public) from None
 
     async def unary(self, method: str, request: bytes, timeout: float, wait_for_ready: bool = False) -> bytes:
         async def call() -> bytes:

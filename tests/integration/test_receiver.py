@@ -728,3 +728,21 @@ def test_one_peers_slow_values_do_not_hold_up_another_peers_value():
             assert took < 1.5, f"alice's value waited {took:.1f} s behind carol's"
 
     asyncio.run(main())
+
+
+def test_a_fault_of_the_receiver_reaches_a_grpc_caller_as_internal_without_its_text(monkeypatch):
+    from fed._transport.inbox import Inbox
+
+    async def broken(self, request, caller):
+        raise KeyError("secret-of-bob")
+
+    monkeypatch.setattr(Inbox, "on_ping", broken)
+
+    async def test(sender, receiver, address):
+        async with grpc.aio.insecure_channel(address) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await channel.unary_unary(grpc_link.PING_METHOD)(wire.encode_ping("j", "alice"), timeout=5)
+        assert failed.value.code() == grpc.StatusCode.INTERNAL
+        assert failed.value.details() == "internal error at the receiver; its log says more"
+
+    with_bob(test)

@@ -181,3 +181,33 @@ def test_a_peer_that_never_listens_fails_the_push_after_timeout_in_ms():
         assert 0.4 < elapsed(started) < 3.5  # and up to 2 s trying to tell bob it will not come
 
     run(test, serving=("alice",), timeout_in_ms=500, chunk_size_in_bytes=CHUNK)
+
+
+@pytest.mark.parametrize("method", ["on_push_whole", "on_push", "on_ping"])
+def test_a_fault_of_the_receiver_reaches_the_sender_without_its_text(method, monkeypatch, caplog):
+    from fed._transport.inbox import Inbox
+
+    async def broken(self, request, caller):
+        raise KeyError("secret-of-bob")
+
+    monkeypatch.setattr(Inbox, method, broken)
+
+    async def test(p):
+        alice = p["alice"]
+        if method == "on_ping":
+            answer = alice.sender._link.connect("bob").unary(link.PING, wire.encode_ping("j", "alice"), 1)
+            with pytest.raises(link.LinkError) as failed:
+                await answer
+            error = str(failed.value)
+        else:
+            with pytest.raises(FedSendError) as failed:
+                value = np.zeros(8 * CHUNK if method == "on_push" else 10, np.uint8)
+                await alice.sender.send("bob", "1:0", "f@alice#1", ready(value))
+            error = str(failed.value)
+        assert "INTERNAL: internal error at the receiver; its log says more" in error
+        assert "secret" not in error
+        assert "secret-of-bob" in caplog.text  # bob's log has it
+
+    policy = {"maxAttempts": 2, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+              "retryableStatusCodes": ["INTERNAL"]}
+    run(test, chunk_size_in_bytes=CHUNK, grpc_retry_policy=policy)

@@ -61,8 +61,10 @@ MUTANTS = [
     ("store: every refused value keeps a slot", R, """            if key in self._box.waiting:
                 self._box.deliver""", """            if True:
                 self._box.deliver"""),
-    ("store: decoding on the event loop", R, """                arrived = await asyncio.get_running_loop().run_in_executor(self._decoders, self._decode, header,
-                                                                           payload)""", """                arrived = self._decode(header, payload)"""),
+    ("store: decoding on the event loop", R, """                    arrived = await asyncio.get_running_loop().run_in_executor(self._decoders, self._decode,
+                                                                               header, payload)""", """                    arrived = self._decode(header, payload)"""),
+    ("store: every value decoded on the event loop", R, "if self._inline and header.total_size <= INLINE_DECODE_BYTES:", "if True:"),
+    ("store: values with registered types decoded on the event loop", R, "self._inline = not self._policy.types.by_name and not self._policy.unsafe", "self._inline = True"),
     ("store: no per-peer limit on decoding threads", R, "            async with self._decoding[header.src]:\n", "            async with contextlib.nullcontext():\n"),
     ("decode: an error frame of several segments is read", R, "            if len(segments) != 1:\n", "            if False:\n"),
     ("decode: the refusal's detail goes back to the peer", R, 'raise Refused(Refusal.MALFORMED, f"value refused: {exc}", exc.detail) from None', 'raise Refused(Refusal.MALFORMED, f"value refused: {exc} {exc.detail}", exc.detail) from None'),
