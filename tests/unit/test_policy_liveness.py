@@ -12,6 +12,11 @@ from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedR
 from fed._transport.call_log import CallLog
 
 
+def bounded(wait, seconds: float = 10.0):
+    """A wait that fails the test instead of hanging it (every case here ends within seconds)."""
+    return asyncio.wait_for(wait, seconds)
+
+
 def run(test, **comm):
     async def main():
         async with parties("alice", "bob", **comm) as p:
@@ -28,7 +33,7 @@ async def push_later(alice, delay: float, object_id="1:0", fingerprint="f@alice#
 def test_a_peer_that_answers_pings_is_waited_for_past_timeout_in_ms():
     async def test(alice, bob):
         asyncio.ensure_future(push_later(alice, 1.5))  # 2.5 times timeout_in_ms
-        assert await bob.receiver.get("alice", "1:0", "f@alice#1") == "late"
+        assert await bounded(bob.receiver.get("alice", "1:0", "f@alice#1")) == "late"
         assert net().calls[(alice.address, "Ping")] >= 10
 
     run(test, timeout_in_ms=600, liveness_timeout_in_ms=300)
@@ -38,7 +43,7 @@ def test_a_busy_peer_whose_pings_are_answered_late_is_waited_for_until_timeout_i
     async def test(alice, bob):
         net().fault(alice.address).late = 0.3  # longer than a ping's patience; the connection is up
         asyncio.ensure_future(push_later(alice, 1.2))  # 2.4 liveness timeouts
-        assert await bob.receiver.get("alice", "1:0", "f@alice#1") == "late"
+        assert await bounded(bob.receiver.get("alice", "1:0", "f@alice#1")) == "late"
 
     run(test, timeout_in_ms=3000, liveness_timeout_in_ms=500)
 
@@ -49,7 +54,7 @@ def test_a_peer_whose_connections_are_refused_is_lost_after_the_liveness_timeout
         started = now()
         with pytest.raises(FedPeerLostError,
                            match=r"party 'alice' is lost \(no answer from mem-alice:1 for 0.5 s\)"):
-            await bob.receiver.get("alice", "1:0", "f@alice#1")
+            await bounded(bob.receiver.get("alice", "1:0", "f@alice#1"))
         assert 0.45 < elapsed(started) < 1.0
 
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
@@ -66,7 +71,7 @@ def test_failures_count_only_while_unbroken_so_a_flapping_peer_is_not_lost():
             await asyncio.sleep(0.4)
             assert not waiting.done()
         await push_later(alice, 0)
-        assert await waiting == "late"
+        assert await bounded(waiting) == "late"
 
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=1000)
 
@@ -76,7 +81,7 @@ def test_a_peer_never_seen_gets_timeout_in_ms_not_the_liveness_timeout():
         async with parties("alice", "bob", serving=("bob",), timeout_in_ms=1200, liveness_timeout_in_ms=300) as p:
             started = now()
             with pytest.raises(FedPeerLostError, match="for 1.2 s"):
-                await p["bob"].receiver.get("alice", "1:0", "f@alice#1")  # alice may still be starting
+                await bounded(p["bob"].receiver.get("alice", "1:0", "f@alice#1"))  # alice may still be starting
             assert 1.1 < elapsed(started) < 2.0
     asyncio.run(main())
 
@@ -92,7 +97,7 @@ def test_a_peer_seen_late_counts_failures_only_from_its_last_sign_of_life():
         assert not waiting.done()
         fault.refuse = False
         await push_later(alice, 0)
-        assert await waiting == "late"
+        assert await bounded(waiting) == "late"
 
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
 
@@ -127,7 +132,7 @@ def test_programs_that_made_different_calls_are_told_where_at_both_parties():
         started = now()
         with pytest.raises(FedDivergenceError,
                            match=r"diverged at call 2: 'bob' made k@alice#2, 'alice' made g@alice#2"):
-            await bob.receiver.get("alice", "2:0", "k@alice#2")
+            await bounded(bob.receiver.get("alice", "2:0", "k@alice#2"))
         assert elapsed(started) < 1
         await asyncio.sleep(0.1)
         assert alice.receiver._peers.gone("bob").kind == "diverged"  # told by bob's goodbye
@@ -140,7 +145,7 @@ def test_the_same_calls_are_not_a_divergence():
         share(alice.receiver, ["f@alice#1", "g@alice#2"])
         share(bob.receiver, ["f@alice#1", "g@alice#2"])
         asyncio.ensure_future(push_later(alice, 0.8, "2:0", "g@alice#2"))
-        assert await bob.receiver.get("alice", "2:0", "g@alice#2") == "late"
+        assert await bounded(bob.receiver.get("alice", "2:0", "g@alice#2")) == "late"
 
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
 
@@ -152,7 +157,7 @@ def test_a_value_its_owner_passed_without_pushing_will_not_come_and_the_wait_say
         share(alice.receiver, ["f@alice#1", "g@alice#2"], started=[("bob", "9:0")])
         started = now()
         with pytest.raises(FedError, match="1:0"):
-            await bob.receiver.get("alice", "1:0", "f@alice#1", asked_at=1)
+            await bounded(bob.receiver.get("alice", "1:0", "f@alice#1", asked_at=1))
         assert elapsed(started) < 1
 
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
@@ -163,6 +168,6 @@ def test_a_value_whose_push_started_is_waited_for():
         share(bob.receiver, ["f@alice#1"])
         share(alice.receiver, ["f@alice#1", "g@alice#2"], started=[("bob", "1:0")])
         asyncio.ensure_future(push_later(alice, 0.8))
-        assert await bob.receiver.get("alice", "1:0", "f@alice#1", asked_at=1) == "late"
+        assert await bounded(bob.receiver.get("alice", "1:0", "f@alice#1", asked_at=1)) == "late"
 
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
