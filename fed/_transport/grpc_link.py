@@ -146,6 +146,8 @@ class _Served:
 class GrpcServer:
     """The receiver's gRPC server, serving an ``Inbox``."""
 
+    fetches = False  # values are pushed
+
     def __init__(self, config: FedConfig, inbox: link.Inbox) -> None:
         comm = config.comm
         self._prover = Prover(config.tls.cert, config.tls.key, config.job_name, config.party) if config.tls else None
@@ -210,7 +212,7 @@ class GrpcServer:
         await self._server.start()
 
     def wanted(self, src: str, object_id: str) -> None:
-        pass  # values are pushed
+        pass
 
     async def stop(self, grace: float) -> None:
         await self._server.stop(grace)

@@ -142,12 +142,12 @@ class Inbox:
         except Refused as refused:
             raise self._refuse(refused, caller) from None
 
-    async def on_pulled(self, src: str, object_id: str, data: bytes | None, failure: str | None = None) -> None:
-        """A value this party fetched from ``src`` (a link that fetches values, ``Server.wanted``),
-        taken as a push of it is; or why it could not be fetched. A refusal ends the wait on it."""
+    async def on_pulled(self, src: str, object_id: str, caller: Caller, data: bytes | None,
+                        failure: str | None = None) -> None:
+        """A value this party fetched from ``src`` (a link that fetches values, ``Server.wanted``;
+        ``caller`` as that link names ``src``), taken as a push of it is; or why it could not be
+        fetched. A refusal ends the wait on it."""
         key = (src, object_id)
-        tls = self._config.tls
-        caller = Caller(f"fetched from {src}", frozenset({tls.name_of(src)}) if tls is not None else frozenset())
         delay = 0.1
         while failure is None:
             try:

@@ -204,6 +204,8 @@ class Outbound(Protocol):
 
 
 class Server(Protocol):
+    fetches: bool  # whether values are fetched when wanted (a proxy) rather than pushed
+
     def wanted(self, src: str, object_id: str) -> None:
         """This party's program waits for that value: a link that fetches values (rather than
         being pushed them) fetches it now."""

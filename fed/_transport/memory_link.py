@@ -72,22 +72,6 @@ def network() -> Network:
 _GONE = object()  # in a stream's queue to the receiver: the sender's end is gone
 
 
-class _Served:
-    """The receiver's end of a stream: frames the sender wrote, and frames back to it."""
-
-    def __init__(self, to_server: asyncio.Queue, to_client: asyncio.Queue) -> None:
-        self._in, self._out = to_server, to_client
-
-    async def next(self) -> bytes | None:
-        frame = await self._in.get()
-        if frame is _GONE:  # as gRPC cancels the handler of a call whose client went away
-            raise asyncio.CancelledError()
-        return frame
-
-    async def send(self, frame: bytes) -> None:
-        self._out.put_nowait(frame)
-
-
 class _Stream:
     """The sender's end of a stream; the receiver's handler runs as a task."""
 
@@ -101,11 +85,9 @@ class _Stream:
 
     async def _serve(self, inbox: link.Inbox, method: str, caller: Caller) -> None:
         try:
-            answer = await link.handler(inbox, method)(_Counted(self), caller)
+            answer = await link.handler(inbox, method)(_Served(self), caller)
         except Refused as refused:
             self._to_client.put_nowait(LinkError(refused.kind.value, refused.public, refused.no_room))
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # noqa: BLE001 - a bug in the handler: the sender learns nothing of it
             refused = link.internal_error(exc, caller)
             self._to_client.put_nowait(LinkError(refused.kind.value, refused.public))
@@ -153,21 +135,26 @@ class _Stream:
             self._gone()
 
 
-class _Counted(_Served):
-    """The receiver's end, counting what it read (for ``Network.peak_unread``)."""
+class _Served:
+    """The receiver's end of a stream: frames the sender wrote (counted for ``Network.peak_unread``),
+    and frames back to it."""
 
     def __init__(self, stream: _Stream) -> None:
-        super().__init__(stream._to_server, stream._to_client)
         self._stream = stream
 
     async def next(self) -> bytes | None:
         delay = self._stream._net.faults.get(self._stream._address, Fault()).read_delay
         if delay:
             await asyncio.sleep(delay)
-        frame = await super().next()
+        frame = await self._stream._to_server.get()
+        if frame is _GONE:  # as gRPC cancels the handler of a call whose client went away
+            raise asyncio.CancelledError()
         if frame is not None:
             self._stream._unread -= len(frame)
         return frame
+
+    async def send(self, frame: bytes) -> None:
+        self._stream._to_client.put_nowait(frame)
 
 
 class MemoryConnection:
@@ -249,11 +236,13 @@ class MemoryOutbound:
 
 
 class MemoryServer:
+    fetches = False  # values are pushed
+
     def __init__(self, net: Network, address: str) -> None:
         self._net, self._address = net, address
 
     def wanted(self, src: str, object_id: str) -> None:
-        pass  # values are pushed
+        pass
 
     async def stop(self, grace: float) -> None:
         self._net.servers.pop(self._address, None)

@@ -95,8 +95,6 @@ async def _deliver(proxy: Any, dst: str, data: bytes, upstream: str, downstream:
         delivered = await asyncio.wait_for(_invoke(proxy.send, dst, data, upstream, downstream), timeout)
     except asyncio.TimeoutError:
         raise LinkError("DEADLINE_EXCEEDED", f"the sender proxy did not deliver within {timeout:g} s") from None
-    except asyncio.CancelledError:
-        raise
     except Exception as exc:  # noqa: BLE001 - the user's proxy failed: fed's retry policy decides
         raise LinkError("UNAVAILABLE", f"the sender proxy failed: {type(exc).__name__}: "
                                        f"{clip(str(exc), 300)}") from None
@@ -257,12 +255,11 @@ class ProxyServer:
     async def _fetch_value(self, src: str, object_id: str) -> None:
         try:
             data = await self._fetch(src, object_id, VALUE)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # noqa: BLE001 - the wait must end, saying why
-            await self._inbox.on_pulled(src, object_id, None, f"{type(exc).__name__}: {clip(str(exc), 300)}")
+            await self._inbox.on_pulled(src, object_id, self._caller(src), None,
+                                        f"{type(exc).__name__}: {clip(str(exc), 300)}")
             return
-        await self._inbox.on_pulled(src, object_id, data)
+        await self._inbox.on_pulled(src, object_id, self._caller(src), data)
 
     async def _fetch_control(self, src: str, kind: str, method: str) -> None:
         """Every hello (or goodbye) ``src`` sends, handed to the receiver as a ping (or goodbye)."""
@@ -271,8 +268,6 @@ class ProxyServer:
                 frame = await self._fetch(src, kind, kind)
                 request: Any = frame if method == link.PING else link.OneFrame(frame)
                 await link.handler(self._inbox, method)(request, self._caller(src))
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # noqa: BLE001 - refused (logged by the receiver) or the proxy failed
                 logger.info("%s from %s not taken: %s", kind, src, clip(str(exc), 300))
                 await asyncio.sleep(_interval(self._config))
@@ -283,8 +278,6 @@ class ProxyServer:
             try:
                 frame = await self._fetch(src, f"{ALIVE}-{n}", ALIVE)
                 await self._inbox.on_ping(frame, self._caller(src))  # checked as a ping is; src is alive
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # noqa: BLE001 - refused (logged by the receiver) or the proxy failed
                 logger.info("heartbeat %d from %s not taken: %s", n, src, clip(str(exc), 300))
             else:

@@ -152,7 +152,7 @@ class Receiver:
     @property
     def _fetches(self) -> bool:
         """Whether the link fetches values (``Server.wanted``) rather than being pushed them."""
-        return bool(getattr(self._server, "fetches", False))
+        return self._server is not None and self._server.fetches
 
     def _peer_gone(self, party: str) -> None:
         """``party`` will send nothing more: every wait on it ends with an error that says why."""
