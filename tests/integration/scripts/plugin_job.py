@@ -3,7 +3,9 @@
     plugin_job.py PARTY ADDRESSES_JSON KIND MODE
 
 KIND: ``pair`` (sender_proxy_cls + receiver_proxy_cls) or ``both`` (receiver_sender_proxy_cls).
-MODE: ``job`` (values both ways, a 24 MB one, a failed task, fed.send/recv), ``abort`` (bob stops
+MODE: ``job`` (values both ways, a 24 MB one, a failed task, fed.send/recv, and a task of bob's
+that takes longer than the liveness timeout: alice's wait for it lasts only while his heartbeats
+come), ``abort`` (bob stops
 with an error before sending what alice waits for), ``die`` (bob's process is killed while alice
 waits: only the stopped heartbeats tell her).
 """
@@ -53,6 +55,7 @@ def main() -> None:
     if mode == "job":
         small = total.party("bob").remote(arange.party("alice").remote(1000))
         big = total.party("alice").remote(arange.party("bob").remote(3_000_000))  # 24 MB: one message
+        late = slow.party("bob").remote(2.5)  # > liveness_timeout_in_ms: heartbeats must flow
         print(f"{party} SMALL {fed.get(small)} BIG {fed.get(big)}", flush=True)
         try:
             fed.get(boom.party("alice").remote())
@@ -62,6 +65,7 @@ def main() -> None:
             fed.send("bob", {"k": [1, 2]}, 7, 8)
         else:
             print(f"bob RECV {ray.get(fed.recv('bob', 'alice', 7, 8))}", flush=True)
+        print(f"{party} SLOW {fed.get(late)}", flush=True)
     elif mode in ("abort", "die"):
         late = slow.party("bob").remote(120)
         if party == "bob":
