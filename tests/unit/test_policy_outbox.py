@@ -16,9 +16,10 @@ CHUNK = 1024
 
 
 def run(test, *names, **kw):
+    """Run one case; it fails instead of hanging when a value never comes (each ends within seconds)."""
     async def main():
         async with parties(*(names or ("alice", "bob")), **kw) as made:
-            await test(made)
+            await asyncio.wait_for(test(made), 30)
     asyncio.run(main())
 
 
