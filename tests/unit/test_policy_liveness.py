@@ -140,6 +140,30 @@ def test_programs_that_made_different_calls_are_told_where_at_both_parties():
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
 
 
+def test_a_divergence_at_the_first_call_is_found_and_named():
+    async def test(alice, bob):
+        share(alice.receiver, ["f@alice#1"])  # one call each: the shortest comparison there is
+        share(bob.receiver, ["k@alice#1"])
+        with pytest.raises(FedDivergenceError,
+                           match=r"diverged at call 1: 'bob' made k@alice#1, 'alice' made f@alice#1"):
+            await bounded(bob.receiver.get("alice", "1:0", "k@alice#1"))
+
+    run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
+
+
+def test_a_divergence_is_found_when_the_peer_has_made_more_calls():
+    async def test(alice, bob):
+        # alice's program is a call ahead: bob compares the three calls both made, and alice answers
+        # with the digests of those three only
+        share(alice.receiver, ["f@alice#1", "g@alice#2", "h@bob#3", "i@alice#4"])
+        share(bob.receiver, ["f@alice#1", "k@alice#2", "h@bob#3"])
+        with pytest.raises(FedDivergenceError,
+                           match=r"diverged at call 2: 'bob' made k@alice#2, 'alice' made g@alice#2"):
+            await bounded(bob.receiver.get("alice", "2:0", "k@alice#2"))
+
+    run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
+
+
 def test_the_same_calls_are_not_a_divergence():
     async def test(alice, bob):
         share(alice.receiver, ["f@alice#1", "g@alice#2"])
