@@ -9,7 +9,9 @@ import pytest
 from memory_parties import elapsed, net, now, parties, ready
 
 from fed._exceptions import FedDivergenceError, FedError, FedPeerLostError, FedRemoteError
-from fed._transport.call_log import CallLog
+from fed._transport import link, wire
+from fed._transport.call_log import KEEP, CallLog
+from fed._transport.link import LinkError
 
 
 def bounded(wait, seconds: float = 10.0):
@@ -135,7 +137,8 @@ def test_programs_that_made_different_calls_are_told_where_at_both_parties():
             await bounded(bob.receiver.get("alice", "2:0", "k@alice#2"))
         assert elapsed(started) < 1
         await asyncio.sleep(0.1)
-        assert alice.receiver._peers.gone("bob").kind == "diverged"  # told by bob's goodbye
+        told = alice.receiver._peers.gone("bob")  # told by bob's goodbye, with where
+        assert told.kind == "diverged" and "diverged at call 2: 'bob' made k@alice#2" in told.cause
 
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
 
@@ -162,6 +165,30 @@ def test_a_divergence_is_found_when_the_peer_has_made_more_calls():
             await bounded(bob.receiver.get("alice", "2:0", "k@alice#2"))
 
     run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
+
+
+def test_a_divergence_older_than_the_kept_fingerprints_is_found_without_names():
+    async def test(alice, bob):
+        later = [f"g@alice#{n}" for n in range(2, KEEP + 3)]
+        share(alice.receiver, ["f@alice#1", *later])
+        share(bob.receiver, ["k@alice#1", *later])
+        with pytest.raises(FedDivergenceError,
+                           match=r"diverged at call 1: 'bob' made \(not kept\), 'alice' made \(not kept\)"):
+            await bounded(bob.receiver.get("alice", "2:0", "g@alice#2"))
+
+    run(test, timeout_in_ms=10_000, liveness_timeout_in_ms=500)
+
+
+@pytest.mark.parametrize("which", [{"upto": 3}, {"call": 3}, {"upto": 0}, {"call": 0}, {}])
+def test_a_calls_request_out_of_range_is_refused_as_malformed(which):
+    async def test(alice, bob):
+        share(bob.receiver, ["f@alice#1", "g@alice#2"])
+        connection = alice.sender._link.connect("bob", link.CONTROL)
+        with pytest.raises(LinkError) as refused:
+            await connection.unary(link.CALLS, wire.encode_calls_request("j", "alice", **which), timeout=2)
+        assert refused.value.code == link.Refusal.MALFORMED.value
+
+    run(test, timeout_in_ms=10_000)
 
 
 def test_the_same_calls_are_not_a_divergence():
