@@ -238,6 +238,8 @@ def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
     runtime = context.current()
     runtime.check_session(actor)
     if runtime.runs_here(actor.owner):
+        if actor._made is not None:
+            actor._made.result()  # its creation or a call was held for values from peers: Ray has it once done
         ray.kill(actor._ray_handle, no_restart=no_restart)
 
 

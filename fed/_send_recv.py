@@ -41,14 +41,14 @@ def send(dest_party: str, data: Any, upstream_seq_id: int | str, downstream_seq_
         if data.owner != runtime.party:
             raise ValueError(f"fed.send of {data!r}: only its owner {data.owner!r} can send it")
         runtime.check_session(data)
-        ref = data._ref
+        ref = context.own_ref(data)
     else:
         ref = data if isinstance(data, ray.ObjectRef) else ray.put(data)
     push = runtime.push_ref(dest_party, object_id, fingerprint, ref)
     token = uuid.uuid4().hex
-    outcome = runtime.receiver.sent.remote(token)
-    push.add_done_callback(lambda done: runtime.receiver.report_sent.remote(
-        token, not done.cancelled() and done.exception() is None))
+    handoff = runtime.handoff()
+    outcome = handoff.wait.remote(token)
+    push.add_done_callback(lambda done: handoff.fill.remote(token, not done.cancelled() and done.exception() is None))
     return outcome
 
 
@@ -61,7 +61,14 @@ def recv(party: str, src_party: str, upstream_seq_id: int | str, curr_seq_id: in
     if src_party == runtime.party:
         raise ValueError(f"fed.recv from {src_party!r}, this party itself: receive from a peer")
     object_id, fingerprint = _pair(src_party, upstream_seq_id, curr_seq_id)
-    return runtime.receiver.get.remote(src_party, object_id, fingerprint)
+    receiver = runtime.receiver
+    if not receiver.in_driver:
+        return receiver.get_ref(src_party, object_id, fingerprint)
+    handoff, token = runtime.handoff(), uuid.uuid4().hex
+    ref = handoff.wait.remote(token)
+    receiver.get(src_party, object_id, fingerprint).add_done_callback(
+        lambda got: handoff.fill.remote(token, None if got.exception() else got.result()[0], got.exception()))
+    return ref
 
 
 def _multi() -> context.Runtime:

@@ -44,13 +44,14 @@ class RuntimeBase:
             return self._next_call_id, fingerprint
 
     def arguments(self, args: tuple, kwargs: dict, party: str) -> tuple[tuple, dict]:
-        """The arguments of a call at ``party``, before the call is numbered: resolved to Ray
-        ObjectRefs if it runs here, else unchanged once this party pushed what it owns of them.
+        """The arguments of a call at ``party``, before the call is numbered: if it runs here, the
+        values it takes from peers are asked for; else this party pushes what it owns of them.
         Pushes go before the call's number, so that whoever learns of the call (``share_calls``)
         learns of its pushes too (``fed._transport.pushed``)."""
         if self.runs_here(party):
-            return self.resolve(args, kwargs, party)
-        self.push_args(args, kwargs, party)
+            self.ask(args, kwargs)
+        else:
+            self.push_args(args, kwargs, party)
         return args, kwargs
 
     def check_party(self, party: str) -> None:
@@ -78,6 +79,17 @@ class RuntimeBase:
     def placement(self, party: str, options: dict[str, Any], actor: bool = False) -> dict[str, Any]:
         """Ray options for a task (or an ``actor``) of ``party``: the user's ``options``, plus placement."""
         return options
+
+    def ask(self, args: tuple, kwargs: dict) -> None:
+        """Before a call run here is numbered: ask for the values it takes from other parties."""
+
+    def submit(self, party: str, call: Callable[[tuple, dict], Any], args: tuple, kwargs: dict, outputs: Any,
+               actor: Any = None) -> None:
+        """Give a call at ``party`` (run here) to Ray: ``call(args, kwargs)`` with the arguments'
+        FedObjects as Ray ObjectRefs; its result fills ``outputs`` (``remote.Outputs``). ``actor``:
+        the FedActorHandle the call creates or calls."""
+        args, kwargs = self.resolve(args, kwargs, party)
+        outputs.fill(call(args, kwargs))
 
     def resolve(self, args: tuple, kwargs: dict, party: str) -> tuple[tuple, dict]:
         """Arguments of a call at ``party``, run here: FedObjects become Ray ObjectRefs."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
+
 
 class FedObject:
     """A value produced by call ``call_id`` at party ``owner`` (return value number ``index``).
@@ -16,7 +18,7 @@ class FedObject:
     ('bob', '3:0')
     """
 
-    __slots__ = ("owner", "call_id", "index", "fingerprint", "session", "_ref", "_received", "_sent_to")
+    __slots__ = ("owner", "call_id", "index", "fingerprint", "session", "_ref", "_pending", "_received", "_sent_to")
 
     def __init__(self, owner: str, call_id: int, index: int, fingerprint: str, ref: Any = None,
                  session: int = 0) -> None:
@@ -26,6 +28,7 @@ class FedObject:
         self.index = index
         self.fingerprint = fingerprint
         self._ref = ref  # the Ray ObjectRef, at the owner only
+        self._pending: Any = None  # at the owner, while its call is held (``fed._runtime.held``): done once _ref is set
         self._received: Any = None  # at other parties: the ObjectRef of the value once asked for
         self._sent_to: set[str] = set()  # at the owner: parties this value was pushed to
 
@@ -44,9 +47,16 @@ class FedObject:
         return f"{self.call_id}#{self.index}"
 
     def get_ray_object_ref(self) -> Any:
-        """The Ray ObjectRef of the value at this party: the owner's, or once received the one
-        the receiver hands out (None before)."""
-        return self._ref if self._ref is not None else self._received
+        """The Ray ObjectRef of the value at this party: the owner's (once its call was given to
+        Ray, which this waits for), or once received the one it was put in (None before)."""
+        if self._pending is not None:
+            self._pending.result()
+        if self._ref is not None:
+            return self._ref
+        received = self._received
+        if received is None or isinstance(received, ray.ObjectRef):
+            return received
+        return received.ref() if received.done() else None
 
     def __repr__(self) -> str:
         return f"FedObject(owner={self.owner!r}, object_id={self.object_id!r}, call={self.fingerprint!r})"

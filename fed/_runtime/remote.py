@@ -34,6 +34,27 @@ def _fed_objects(runtime: RuntimeBase, owner: str, call_id: int, fingerprint: st
     return [FedObject(owner, call_id, i, fingerprint, ref, runtime.session) for i, ref in enumerate(refs)]
 
 
+class Outputs:
+    """The FedObjects a call returns, filled with the ObjectRef(s) Ray gives for it."""
+
+    __slots__ = ("objects", "_n")
+
+    def __init__(self, objects: list[FedObject], n: int) -> None:
+        self.objects = objects
+        self._n = n
+
+    def fill(self, refs: Any) -> None:
+        if self._n == 1:
+            self.objects[0]._ref = refs
+        elif self._n > 1:
+            for obj, ref in zip(self.objects, refs):
+                obj._ref = ref
+
+
+def _outputs(objects: Any, n: int) -> Outputs:
+    return Outputs([] if n == 0 else [objects] if n == 1 else objects, n)
+
+
 class _Lazy:
     """The ``ray.remote`` wrapper of a function or class, made once and shared by all bindings."""
 
@@ -99,11 +120,12 @@ class FedRemoteFunction(_Bindable):
         """Run the function at its party; returns FedObject(s) like Ray returns ObjectRef(s)."""
         n = _check_num_returns(self._options)
         runtime, party, call_id, fingerprint, args, kwargs = self._start_call(args, kwargs)
-        refs = None
+        objects = _fed_objects(runtime, party, call_id, fingerprint, n, None)
         if runtime.runs_here(party):
             fn, options = self._lazy.get(), runtime.placement(party, self._options)
-            refs = (fn.options(**options) if options else fn).remote(*args, **kwargs)
-        return _fed_objects(runtime, party, call_id, fingerprint, n, refs)
+            task = fn.options(**options) if options else fn
+            runtime.submit(party, lambda a, k: task.remote(*a, **k), args, kwargs, _outputs(objects, n))
+        return objects
 
 
 class FedRemoteClass(_Bindable):
@@ -112,13 +134,17 @@ class FedRemoteClass(_Bindable):
     def remote(self, *args: Any, **kwargs: Any) -> FedActorHandle:
         """Create the actor at its party and return its handle (usable at every party)."""
         runtime, party, call_id, fingerprint, args, kwargs = self._start_call(args, kwargs)
-        handle = None
+        handle = FedActorHandle(self._lazy.target, party, call_id, None, runtime.session)
         if runtime.runs_here(party):
             cls = self._lazy.get()
             options = runtime.placement(party, {k: v for k, v in self._options.items() if k != "num_returns"},
                                         actor=True)
-            handle = (cls.options(**options) if options else cls).remote(*args, **kwargs)
-        return FedActorHandle(self._lazy.target, party, call_id, handle, runtime.session)
+            made = cls.options(**options) if options else cls
+
+            def create(a: tuple, k: dict) -> Any:
+                handle._ray_handle = made.remote(*a, **k)
+            runtime.submit(party, create, args, kwargs, Outputs([], 0), actor=handle)
+        return handle
 
 
 class FedActorHandle:
@@ -135,6 +161,7 @@ class FedActorHandle:
         self.session = session
         self.call_id = call_id
         self._ray_handle = ray_handle
+        self._made: Any = None  # the last of its calls (or its creation) held back: a later call waits behind it
 
     def __getattr__(self, name: str) -> FedActorMethod:
         if name.startswith("_") or not callable(getattr(self._cls, name, None)):
@@ -168,11 +195,15 @@ class FedActorMethod:
         n = _check_num_returns(self._options)
         args, kwargs = runtime.arguments(args, kwargs, actor.owner)
         call_id, fingerprint = runtime.new_call(lambda call_id: f"{name}@{actor.owner}#{call_id}")
-        refs = None
+        objects = _fed_objects(runtime, actor.owner, call_id, fingerprint, n, None)
         if runtime.runs_here(actor.owner):
-            method = getattr(actor._ray_handle, self._name)
-            refs = (method.options(**self._options) if self._options else method).remote(*args, **kwargs)
-        return _fed_objects(runtime, actor.owner, call_id, fingerprint, n, refs)
+            name, options = self._name, self._options
+
+            def call(a: tuple, k: dict) -> Any:  # the handle is looked up when the call is given to Ray
+                method = getattr(actor._ray_handle, name)
+                return (method.options(**options) if options else method).remote(*a, **k)
+            runtime.submit(actor.owner, call, args, kwargs, _outputs(objects, n), actor=actor)
+        return objects
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor methods cannot be called directly; use .{self._name}.remote(...)")

@@ -227,7 +227,7 @@ class Inbox:
             value = codec.decode(segments, self._policy, header.copied)
         except codec.DecodeError as exc:
             raise Refused(Refusal.MALFORMED, f"value refused: {exc}", exc.detail) from None
-        return Arrived(header.fingerprint, value=value)
+        return Arrived(header.fingerprint, value=value, nbytes=header.total_size)
 
 
 def _control(decode, request: bytes):

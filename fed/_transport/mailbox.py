@@ -23,10 +23,11 @@ Key = tuple[str, str]  # (source party, object id)
 class Arrived:
     """A value (or a remote error) delivered for one key."""
 
-    __slots__ = ("fingerprint", "value", "error")
+    __slots__ = ("fingerprint", "value", "error", "nbytes")
 
-    def __init__(self, fingerprint: str, value: Any = None, error: Exception | None = None) -> None:
+    def __init__(self, fingerprint: str, value: Any = None, error: Exception | None = None, nbytes: int = 0) -> None:
         self.fingerprint, self.value, self.error = fingerprint, value, error
+        self.nbytes = nbytes  # of the payload it came in
 
 
 class NoRoom(Exception):

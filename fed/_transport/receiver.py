@@ -1,4 +1,4 @@
-"""The receiver: a Ray actor serving peers' pushes over the job's link and handing values to this party."""
+"""The receiver: serves peers' pushes over the job's link and hands values to this party (see ``receiver_host``)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def _restarted() -> bool:
     if not ray.is_initialized():
         return False
     try:
-        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        context = ray.get_runtime_context()
+        return context.get_actor_id() is not None and bool(context.was_current_actor_reconstructed)
     except Exception:  # noqa: BLE001 - not in an actor (a receiver made directly, in tests)
         return False
 
@@ -62,7 +63,6 @@ class Receiver:
         self._calls = CallLog()  # this party's calls, as far as its driver has shared them
         self._pushed = Pushed()  # and its pushes
         self._awaited = Awaited(config.party, self._box)  # and when it asked for what it waits for
-        self._outcomes: dict[str, asyncio.Future] = {}  # fed.send's pushes -> whether delivered
         self._peers = PeerWatch(config, self._calls, self._peer_gone, self._awaited.oldest,
                                 self._awaited.will_not_come)
         self._inbox = Inbox(config, self._box, self._meter, self._peers, self._calls, self._pushed)
@@ -109,9 +109,11 @@ class Receiver:
         self._box.close()
         self._inbox.close()
 
-    async def get(self, src: str, object_id: str, fingerprint: str, asked_at: int | None = None) -> Any:
+    async def get(self, src: str, object_id: str, fingerprint: str, asked_at: int | None = None,
+                  sized: bool = False) -> Any:
         """Wait for the value ``src`` pushes under ``object_id`` and return it (once). ``asked_at``:
-        how many calls this party's program had made when it asked (``fed._transport.pushed``)."""
+        how many calls this party's program had made when it asked (``fed._transport.pushed``).
+        ``sized``: return ``(value, payload bytes)``."""
         key = (src, object_id)
         box = self._box
         if box.was_taken(key):
@@ -139,7 +141,7 @@ class Receiver:
             )
         if arrived.error is not None:
             raise arrived.error
-        return arrived.value
+        return (arrived.value, arrived.nbytes) if sized else arrived.value
 
     async def get_many(self, wanted: list[tuple[str, str, str, int]]) -> list[Any]:
         """``get`` of several values in one Ray call (the driver asks so for the values one call
@@ -171,20 +173,6 @@ class Receiver:
             asyncio.get_running_loop().call_later(FETCH_GRACE_S, self._box.deliver, key, arrived)
         else:
             self._box.deliver(key, arrived)
-
-    async def sent(self, token: str) -> bool:
-        """How the driver's ``fed.send`` push ``token`` ended (True: delivered), once it reports it:
-        ``fed.send`` returns this call's ObjectRef, as RayFed's does."""
-        slot = self._outcomes.setdefault(token, asyncio.get_running_loop().create_future())
-        try:
-            return await slot
-        finally:
-            self._outcomes.pop(token, None)
-
-    async def report_sent(self, token: str, delivered: bool) -> None:
-        slot = self._outcomes.setdefault(token, asyncio.get_running_loop().create_future())
-        if not slot.done():
-            slot.set_result(delivered)
 
     async def settle(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for the values this party asked for; how many never came."""

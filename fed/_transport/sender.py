@@ -53,6 +53,20 @@ def jittered(wait: float) -> float:
     return wait * (0.5 + random.random() / 2)
 
 
+class Ready:
+    """A value the driver holds already, pushed as the value of a Ray ObjectRef would be: awaiting
+    it (``Sender.send`` does) returns it at once."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self):
+        return self.value
+        yield  # noqa: B901 - a generator, so that ``await`` takes it
+
+
 class Sender:
     """Pushes this party's values to its peers in one job, over the job's link."""
 
@@ -119,7 +133,7 @@ class Sender:
                             "of this party's values was sent to it")
 
     async def send(self, dst: str, object_id: str, fingerprint: str, wrapped: list) -> Sent:
-        """Push the value of ``wrapped[0]`` (a Ray ObjectRef) to ``dst``; returns what was sent.
+        """Push the value of ``wrapped[0]`` (a Ray ObjectRef, or ``Ready``) to ``dst``; returns what was sent.
 
         A value whose task failed is pushed as an error frame, so the peer raises instead of waiting.
         """

@@ -8,28 +8,27 @@ places the sender on another node, such as the gateway that can reach the peers.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import threading
 from typing import Any
 
 import ray
 
 from fed._config import FedConfig
+from fed._transport.loop_thread import LoopThread
 from fed._transport.sender import Sender
 
 
 class ThreadSender:
-    """A ``Sender`` on an asyncio loop in a daemon thread of this process."""
+    """A ``Sender`` on the driver's transport loop (``LoopThread``), shared with an in-driver receiver."""
 
-    def __init__(self, config: FedConfig) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fed-sender", daemon=True)
-        self._thread.start()
+    takes_values = True  # ``send`` may be given a ``Ready`` value instead of a ref
+
+    def __init__(self, config: FedConfig, loop: LoopThread | None = None) -> None:
+        self._loop = (loop or LoopThread("fed-sender")).acquire()
         self._sender: Sender = self._run(_make_sender(config)).result()
 
     def _run(self, coro) -> concurrent.futures.Future:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return self._loop.run(coro)
 
     def send(self, dst: str, object_id: str, fingerprint: str, ref: Any) -> concurrent.futures.Future:
         """Push the value of ``ref`` once it is ready; the future holds the bytes sent or the error."""
@@ -48,12 +47,11 @@ class ThreadSender:
         return self._run(self._sender.stats())
 
     def stop(self, timeout: float) -> None:
-        """Close the channels and end the thread."""
+        """Close the channels; the loop ends once its last user is done."""
         try:
             self._run(self._sender.stop()).result(timeout)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout)
+            self._loop.release(timeout)
 
 
 async def _make_sender(config: FedConfig) -> Sender:
@@ -62,6 +60,8 @@ async def _make_sender(config: FedConfig) -> Sender:
 
 class ActorSender:
     """A ``Sender`` as a Ray actor, placed by ``send_resource_label``."""
+
+    takes_values = False  # a value would be copied to the actor: it fetches it by ref instead
 
     def __init__(self, config: FedConfig) -> None:
         comm = config.comm
@@ -107,6 +107,6 @@ def actor_options(resources: Any, max_concurrency: int, max_restarts: int | None
     return options
 
 
-def start_sender(config: FedConfig) -> ThreadSender | ActorSender:
-    """The actor when a resource label places the sender, else the driver thread."""
-    return ActorSender(config) if config.comm.send_resource_label else ThreadSender(config)
+def start_sender(config: FedConfig, loop: LoopThread | None = None) -> ThreadSender | ActorSender:
+    """The actor when a resource label places the sender, else the driver's transport loop."""
+    return ActorSender(config) if config.comm.send_resource_label else ThreadSender(config, loop)

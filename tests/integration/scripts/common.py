@@ -41,11 +41,10 @@ def wait_for(path: str, timeout: float = 120) -> None:
 
 def receiver_counts() -> dict[str, int]:
     """How many pushes this party's receiver took, and how many were duplicates."""
-    import ray
 
     from fed._runtime import context
 
-    return ray.get(context.current().receiver.counts.remote())
+    return context.current().receiver.counts().result(10)
 
 
 @fed.remote

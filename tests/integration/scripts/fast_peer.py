@@ -24,7 +24,7 @@ def main() -> None:
     total = add.party("bob").remote(make.party("alice").remote(5), 1)
     if party == "bob":
         # Read at the owner without fed.get, which would push the value to alice, who is gone.
-        print(f"bob RESULT {ray.get(total._ref, timeout=60)}", flush=True)
+        print(f"bob RESULT {ray.get(total.get_ray_object_ref(), timeout=60)}", flush=True)
     fed.shutdown()
 
 

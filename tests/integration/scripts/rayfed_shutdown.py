@@ -43,7 +43,7 @@ def main() -> None:
         print(f"alice SHUTDOWN TOOK {time.monotonic() - started:.1f} s", flush=True)
     else:
         try:
-            print(f"bob GOT {ray.get(count._ref, timeout=120)}", flush=True)
+            print(f"bob GOT {ray.get(count.get_ray_object_ref(), timeout=120)}", flush=True)
         except Exception as exc:  # noqa: BLE001 - how the wait ended is what the test checks
             print(f"bob ENDED {type(exc).__name__}: {exc}", flush=True)
         fed.shutdown()

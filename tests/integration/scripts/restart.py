@@ -24,12 +24,12 @@ def main() -> None:
     print(f"{party} FIRST {fed.get(add.party('bob').remote(make.party('alice').remote(1), 10))}", flush=True)
     if party == "bob":
         receiver = context.current().receiver
-        before = ray.get(receiver.pid.remote())
+        before = ray.get(receiver.actor.pid.remote())
         os.kill(before, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while True:  # calls fail while Ray restarts the actor
             try:
-                after = ray.get(receiver.pid.remote(), timeout=10)
+                after = ray.get(receiver.actor.pid.remote(), timeout=10)
                 break
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
                 if time.monotonic() > deadline:
