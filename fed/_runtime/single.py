@@ -10,8 +10,10 @@ works across real parties, short of the network; nothing listens on the parties'
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
 from typing import Any
 
 import ray
@@ -69,6 +71,10 @@ class Crossing:
     def __init__(self, policy: Policy, limit: int, expose_error_trace: bool) -> None:
         self._policy, self._limit, self._expose = policy, limit, expose_error_trace
 
+    async def cross_many(self, refs: list, names: list[tuple[str, str, str]]) -> list[Any]:
+        """``cross`` of several values (each ``names`` entry: source party, object id, fingerprint)."""
+        return list(await asyncio.gather(*(self.cross([ref], *name) for ref, name in zip(refs, names))))
+
     async def cross(self, wrapped: list, src: str, object_id: str, fingerprint: str) -> Any:
         """The value of ``wrapped[0]`` as another party would receive it from ``src``, or the error
         it would see instead."""
@@ -102,6 +108,7 @@ class SingleRuntime(RuntimeBase):
         self._crossing = ray.remote(Crossing).options(num_cpus=0, max_concurrency=1000).remote(
             policy, comm.messages_max_size_in_bytes, comm.expose_error_trace)
         self._placed = placed
+        self._crossing_lock = threading.RLock()
 
     def runs_here(self, party: str) -> bool:
         return True
@@ -117,11 +124,34 @@ class SingleRuntime(RuntimeBase):
         return placed
 
     def resolve(self, args: tuple, kwargs: dict, party: str) -> tuple[tuple, dict]:
-        """A call's arguments: its own party's values as they are, other parties' as they would arrive."""
-        def to_ref(obj: FedObject) -> Any:
+        """A call's arguments: its own party's values as they are, other parties' as they would
+        arrive, crossed in one actor call for the call (their refs resolve together, and if one of
+        them fails, each raises its error, as values a receiver actor hands out for one call do)."""
+        incoming: list[FedObject] = []
+
+        def collect(obj: FedObject) -> FedObject:
             self.check_session(obj)
-            return obj._ref if obj.owner == party else self._crossed(obj)
+            if obj.owner != party:
+                incoming.append(obj)
+            return obj
+        map_fed_objects((args, kwargs), collect)
+        self._cross_all(incoming)
+
+        def to_ref(obj: FedObject) -> Any:
+            return obj._ref if obj.owner == party else obj._received
         return map_fed_objects(args, to_ref), map_fed_objects(kwargs, to_ref)
+
+    def _cross_all(self, objects: list[FedObject]) -> None:
+        """Cross the values of ``objects`` not crossed yet: one actor call for them all."""
+        with self._crossing_lock:
+            new = list({id(obj): obj for obj in objects if obj._received is None}.values())
+            if len(new) == 1:
+                self._crossed(new[0])
+            elif new:
+                refs = self._crossing.cross_many.options(num_returns=len(new)).remote(
+                    [obj._ref for obj in new], [(obj.owner, obj.object_id, obj.fingerprint) for obj in new])
+                for obj, ref in zip(new, refs):
+                    obj._received = ref
 
     def get(self, objects: list[FedObject]) -> list[Any]:
         """Each value as the other parties would receive it; a failed task raises its own error."""
@@ -137,7 +167,7 @@ class SingleRuntime(RuntimeBase):
 
     def _crossed(self, obj: FedObject) -> Any:
         """The ObjectRef of ``obj``'s value after crossing to another party (made once per value)."""
-        with self._lock:
+        with self._crossing_lock:
             if obj._received is None:
                 obj._received = self._crossing.cross.remote([obj._ref], obj.owner, obj.object_id, obj.fingerprint)
             return obj._received
