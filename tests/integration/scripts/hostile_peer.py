@@ -115,6 +115,10 @@ def main() -> None:
 
     assert fed.get(consume.party("bob").remote(make.party("alice").remote(5))) == 10
     print(f"{party} HONEST AFTER 10", flush=True)
+    if party == "bob":  # alice's own pushes of the three ids may still be on their way: wait for their drops
+        deadline = time.monotonic() + 30
+        while fed.stats()["total"]["duplicates"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
     print(f"{party} STATS {fed.stats()['total']['refused']} {fed.stats()['total']['duplicates']}", flush=True)
     fed.shutdown()
     print(f"{party} CANARY {'MADE' if os.path.exists(canary) else 'UNTOUCHED'}", flush=True)
