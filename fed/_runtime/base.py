@@ -125,3 +125,10 @@ def map_fed_objects(value: Any, fn: Callable[[FedObject], Any]) -> Any:
     if isinstance(value, dict):
         return {k: map_fed_objects(v, fn) for k, v in value.items()}
     return value
+
+
+def fed_objects_in(value: Any) -> list[FedObject]:
+    """Every FedObject inside ``value``'s lists, tuples and dicts, in order (``map_fed_objects``)."""
+    found: list[FedObject] = []
+    map_fed_objects(value, lambda obj: found.append(obj) or obj)
+    return found

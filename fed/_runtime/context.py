@@ -13,7 +13,7 @@ import ray
 
 from fed._config import FedConfig
 from fed._runtime import handoff
-from fed._runtime.base import RuntimeBase, map_fed_objects
+from fed._runtime.base import RuntimeBase, fed_objects_in, map_fed_objects
 from fed._runtime.held import Held, Received, error_ref
 from fed._runtime.objects import FedObject
 from fed._runtime.send_watch import SendWatcher, failure_of
@@ -151,16 +151,11 @@ class Runtime(RuntimeBase):
                     obj._received = ref
 
     def ask(self, args: tuple, kwargs: dict) -> None:
-        incoming: list[FedObject] = []
-
-        def collect(obj: FedObject) -> FedObject:
-            if obj.owner != self.party:
-                incoming.append(obj)
-            else:
+        objects = fed_objects_in((args, kwargs))
+        for obj in objects:
+            if obj.owner == self.party:
                 self.check_session(obj)
-            return obj
-        map_fed_objects((args, kwargs), collect)
-        self.receive(incoming)
+        self.receive([obj for obj in objects if obj.owner != self.party])
 
     def submit(self, party: str, call: Callable[[tuple, dict], Any], args: tuple, kwargs: dict, outputs: Any,
                actor: Any = None) -> None:
@@ -168,20 +163,14 @@ class Runtime(RuntimeBase):
         it takes from peers have arrived, behind any held call it depends on (``fed._runtime.held``)."""
         if not self.receiver.in_driver:
             return super().submit(party, call, args, kwargs, outputs, actor)
-        waits: list[concurrent.futures.Future] = []
-        behind = actor is not None and actor._made is not None and not actor._made.done()
-
-        def visit(obj: FedObject) -> FedObject:
-            nonlocal behind
-            if obj.owner == self.party:
-                behind = behind or (obj._pending is not None and not obj._pending.done())
-            elif not obj._received.done():
-                waits.append(obj._received.future)
-            return obj
-        map_fed_objects((args, kwargs), visit)
+        objects = fed_objects_in((args, kwargs))
+        received = [obj._received for obj in objects if obj.owner != self.party]
+        waits = [r.future for r in received if not r.done()]
+        behind = any(obj._pending is not None and not obj._pending.done() for obj in objects
+                     if obj.owner == self.party) or (actor is not None and actor._made is not None
+                                                     and not actor._made.done())
         if not waits and not behind:
             return super().submit(party, call, args, kwargs, outputs, actor)
-        received = [obj._received for obj in _fed_objects_in((args, kwargs)) if obj.owner != self.party]
         made = self._held.hold(waits, lambda: all(r.cheap() for r in received),
                                lambda: self._submit_held(party, call, args, kwargs, outputs))
         for obj in outputs.objects:
@@ -325,20 +314,17 @@ class Runtime(RuntimeBase):
         return problems
 
 
-def _fed_objects_in(value: Any) -> list[FedObject]:
-    found: list[FedObject] = []
-    map_fed_objects(value, lambda obj: found.append(obj) or obj)
-    return found
-
-
 class Later:
     """The value of ``obj``, a result of a held call: it has an ObjectRef once ``made`` is done."""
 
-    __slots__ = ("obj", "made")
+    __slots__ = ("obj",)
 
     def __init__(self, obj: FedObject) -> None:
         self.obj = obj
-        self.made = obj._pending
+
+    @property
+    def made(self) -> concurrent.futures.Future:
+        return self.obj._pending
 
 
 def own_ref(obj: FedObject) -> Any:

@@ -2,10 +2,10 @@
 
 When the receiver runs in the driver process (no ``recv_resource_label``), a value from a peer
 arrives here as a Python object. ``fed.get`` reads it as it is, without Ray; a task that takes it
-gets it ``ray.put`` once (``Received.ref``). A call whose values from peers have not arrived yet
-cannot be given to Ray, which has no public API for an ObjectRef filled in later; ``.remote()``
-returns at once all the same and the call is held here (``Held``): one thread gives the held
-calls to Ray in the program's order as their values arrive. A later call that needs a held one
+gets it by value if it came in a small payload, else ``ray.put`` once (``Received.arg``). A call
+whose values from peers have not arrived yet cannot be given to Ray, which has no public API for
+an ObjectRef filled in later; ``.remote()`` returns at once all the same and the call is held here
+(``Held``), given to Ray in the program's order as its values arrive. A later call that needs a held one
 (takes its results, or calls its actor: Ray runs an actor's calls in the order they were
 submitted) is held behind it; every other call goes to Ray at once.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,8 +24,6 @@ from typing import Any
 import ray
 
 from fed._exceptions import FedError
-
-logger = logging.getLogger("fed")
 
 
 def _raise(error: BaseException) -> None:

@@ -20,7 +20,7 @@ import ray
 
 from fed._config import FedConfig
 from fed._exceptions import FedError, FedSendError, seen_elsewhere
-from fed._runtime.base import RuntimeBase, map_fed_objects
+from fed._runtime.base import RuntimeBase, fed_objects_in, map_fed_objects
 from fed._runtime.objects import FedObject
 from fed._serialization import codec
 from fed._serialization.policy import Policy, make_policy
@@ -127,15 +127,10 @@ class SingleRuntime(RuntimeBase):
         """A call's arguments: its own party's values as they are, other parties' as they would
         arrive, crossed in one actor call for the call (their refs resolve together, and if one of
         them fails, each raises its error, as values a receiver actor hands out for one call do)."""
-        incoming: list[FedObject] = []
-
-        def collect(obj: FedObject) -> FedObject:
+        objects = fed_objects_in((args, kwargs))
+        for obj in objects:
             self.check_session(obj)
-            if obj.owner != party:
-                incoming.append(obj)
-            return obj
-        map_fed_objects((args, kwargs), collect)
-        self._cross_all(incoming)
+        self._cross_all([obj for obj in objects if obj.owner != party])
 
         def to_ref(obj: FedObject) -> Any:
             return obj._ref if obj.owner == party else obj._received

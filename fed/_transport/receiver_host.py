@@ -69,9 +69,6 @@ class DriverReceiver:
     def settle(self, timeout: float) -> concurrent.futures.Future:
         return self._loop.run(self._receiver.settle(timeout))
 
-    def pid(self) -> concurrent.futures.Future:
-        return self._sync(self._receiver.pid)
-
     def stop(self, timeout: float) -> None:
         """Stop serving (pending waits fail); the loop ends once its last user is done."""
         try:
@@ -131,9 +128,6 @@ class ActorReceiver:
 
     def settle(self, timeout: float) -> concurrent.futures.Future:
         return self.actor.settle.remote(timeout).future()
-
-    def pid(self) -> concurrent.futures.Future:
-        return self.actor.pid.remote().future()
 
     def stop(self, timeout: float) -> None:
         ray.get(self.actor.stop.remote(), timeout=timeout)
