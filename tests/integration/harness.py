@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from fed._cli.sessions import kill_session
 
@@ -87,15 +88,20 @@ def start(name: str, argv: list[str], delay: float = 0.0) -> Party:
     if delay:
         time.sleep(delay)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env=env, start_new_session=True, cwd=ROOT)
     party = Party(name, proc)
-    threading.Thread(target=_read, args=(party,), daemon=True).start()
+    for stream in (proc.stdout, proc.stderr):
+        threading.Thread(target=_read, args=(party, stream), daemon=True).start()
     return party
 
 
-def _read(party: Party) -> None:
-    for raw in party.proc.stdout:
+def _read(party: Party, stream: IO[bytes]) -> None:
+    """Whole lines of one of the party's streams into its output. stdout and stderr are read apart:
+    an unbuffered ``print`` writes its text and its newline separately, and a log line from
+    another thread (the receiver's, in the driver) landing between them on one shared pipe would
+    split the printed line."""
+    for raw in stream:
         party.lines.append(raw.decode(errors="replace"))
 
 
