@@ -24,7 +24,7 @@ from fed._transport.link import Caller, LinkError, Refused
 
 SERVICE = "fed.Receiver"
 PATHS = {method: f"/{SERVICE}/{method}" for method in link.METHODS}
-PUSH_METHOD, PUSH_WHOLE_METHOD, PING_METHOD, BYE_METHOD, CALLS_METHOD = (PATHS[m] for m in link.METHODS)
+PUSH_METHOD, PUSH_WHOLE_METHOD, PUSHES_METHOD, PING_METHOD, BYE_METHOD, CALLS_METHOD = (PATHS[m] for m in link.METHODS)
 # Trailing metadata of a push refused only because the receiver holds too many values its program
 # has not consumed yet (``LinkError.no_room`` at the sender).
 NO_ROOM = (("fed-refused", "no-room"),)
@@ -154,7 +154,8 @@ class GrpcServer:
         self._server = grpc.aio.server(options=server_options(comm.chunk_size_in_bytes, wire.MAX_HEADER_BYTES,
                                                               comm.grpc_channel_options))
         self._server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {
-            link.PUSH: grpc.stream_stream_rpc_method_handler(self._streamed(link.handler(inbox, link.PUSH), True)),
+            **{method: grpc.stream_stream_rpc_method_handler(self._streamed(link.handler(inbox, method), True))
+               for method in (link.PUSH, link.PUSHES)},
             link.BYE: grpc.stream_unary_rpc_method_handler(self._streamed(link.handler(inbox, link.BYE), False)),
             **{method: grpc.unary_unary_rpc_method_handler(self._unary(link.handler(inbox, method)))
                for method in (link.PUSH_WHOLE, link.PING, link.CALLS)},
@@ -189,7 +190,8 @@ class GrpcServer:
                 await _abort(context, link.internal_error(exc, caller))
             if not answer_inline:
                 return answer
-            await context.write(answer)
+            if answer:  # a lane ends without a last answer
+                await context.write(answer)
         return serve
 
     def listen(self, config: FedConfig) -> None:
@@ -235,14 +237,16 @@ async def serve(config: FedConfig, inbox: link.Inbox) -> GrpcServer:
 async def check(call: grpc.aio.Call, checker: Checker | None, dst: str) -> None:
     """Wait for the server's initial metadata and check its proof; ``ProofError`` if it is not ``dst``.
 
-    A call that failed before the server said anything raises its own ``AioRpcError`` instead
-    (the peer is down, not an impostor).
+    A call that failed before the server said anything raises its error as a ``LinkError``
+    instead (the peer is down, not an impostor).
     """
     if checker is None:
         return
     metadata = await call.initial_metadata()
     if not any(key == METADATA_KEY for key, _ in metadata or ()) and call.done():
-        await call  # raises the call's error if it failed
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            raise LinkError(code.name, await call.details() or "", is_no_room(await call.trailing_metadata()))
     checker.check(dst, metadata)
 
 

@@ -24,7 +24,7 @@ from fed._serialization.policy import make_policy
 from fed._transport import wire
 from fed._transport.admission import check_header, check_source, describe, holding_cost
 from fed._transport.call_log import CallLog
-from fed._transport.link import Caller, InStream, Refusal, Refused
+from fed._transport.link import Caller, InStream, Refusal, Refused, internal_error
 from fed._transport.liveness import Gone, PeerWatch, calls_answer, ping_answer
 from fed._transport.mailbox import Arrived, Mailbox, NoRoom
 from fed._transport.metrics import Meter
@@ -57,7 +57,17 @@ class Inbox:
                                                                thread_name_prefix="fed-decode")
         self._decoding = {peer: asyncio.Semaphore(DECODERS_PER_PEER) for peer in config.peers}
         self._inline = not self._policy.types.by_name and not self._policy.unsafe
+        self._ending: asyncio.Future | None = None  # done once lanes are to end (``end_lanes``)
+        self.lanes = 0  # lanes being served now
         self.refused = 0  # pushes and requests refused, from any peer
+
+    def end_lanes(self) -> None:
+        """Before the server stops: idle lanes end now, busy ones after the push they serve (a
+        server's stop would otherwise wait its whole grace for lanes that never end)."""
+        if self._ending is None:
+            self._ending = asyncio.get_running_loop().create_future()
+        if not self._ending.done():
+            self._ending.set_result(None)
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False, cancel_futures=True)
@@ -141,6 +151,50 @@ class Inbox:
                 raise
         except Refused as refused:
             raise self._refuse(refused, caller) from None
+
+    async def on_pushes(self, stream: InStream, caller: Caller) -> bytes:
+        """A lane (``fed._transport.lane``): whole pushes one after another on one stream, each
+        taken as ``on_push_whole`` takes it and answered in order; a refusal answers its push and
+        the lane goes on. One push is served at a time, so a lane holds at most one push's room
+        beyond what its values hold. A lane with no push for ``timeout_in_ms``, or whose peer does not
+        read an answer for as long, ends (the sender opens another when it has more), as a stalled
+        push would: an idle peer holds no stream."""
+        if self._ending is None:
+            self._ending = asyncio.get_running_loop().create_future()
+        self.lanes += 1
+        try:
+            return await self._serve_lane(stream, caller)
+        finally:
+            self.lanes -= 1
+
+    async def _serve_lane(self, stream: InStream, caller: Caller) -> bytes:
+        while not self._ending.done():
+            # The lane ends by returning, never by being cancelled: gRPC would keep a cancelled
+            # handler's call open, and the server's stop would wait for it.
+            incoming = asyncio.ensure_future(stream.next())
+            try:
+                done, _ = await asyncio.wait((incoming, self._ending), timeout=self._patience,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not incoming.done():  # idle too long, lanes end, or the call was cancelled
+                    incoming.cancel()
+            if incoming not in done:
+                return b""
+            request = incoming.result()
+            if request is None:
+                return b""
+            try:
+                answer = wire.encode_lane_answer(await self.on_push_whole(request, caller))
+            except Refused as refused:  # counted and logged by on_push_whole
+                answer = wire.encode_lane_refusal(refused.kind.value, refused.public, refused.no_room)
+            except Exception as exc:  # noqa: BLE001 - a bug here: the peer learns nothing of it
+                refused = internal_error(exc, caller)
+                answer = wire.encode_lane_refusal(refused.kind.value, refused.public)
+            try:  # a peer that does not read its answers holds the lane at most this long
+                await asyncio.wait_for(stream.send(answer), self._patience)
+            except asyncio.TimeoutError:
+                return b""
+        return b""
 
     async def on_pulled(self, src: str, object_id: str, caller: Caller, data: bytes | None,
                         failure: str | None = None) -> None:

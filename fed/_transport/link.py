@@ -7,7 +7,8 @@ library. A link carries opaque frames (``wire``) and offers three kinds of call 
 * ``unary``: one request, one answer;
 * ``gated``: one request that goes only once the server has proved it is the peer (for requests
   that carry this party's data, such as a goodbye's cause);
-* ``stream``: a push, frames both ways (the header and chunks one way, acks and the answer back).
+* ``stream``: frames both ways: a push (the header and chunks one way, acks and the answer back),
+  or a lane (``PUSHES``: small pushes one after another, an answer to each; ``fed._transport.lane``).
 
 Its contract: with TLS, no frame of a ``gated`` call or ``stream`` reaches a server, and no answer
 of a ``unary`` call is returned, before the server proved it is the destination party
@@ -36,8 +37,8 @@ __all__ = ["CODES", "TRANSIENT", "Caller", "Connection", "InStream", "Inbox", "L
            "ProofError", "Refusal", "Refused", "Server", "outbound", "serve"]
 
 # Calls a receiver serves.
-PUSH, PUSH_WHOLE, PING, BYE, CALLS = "Push", "PushWhole", "Ping", "Bye", "Calls"
-METHODS = (PUSH, PUSH_WHOLE, PING, BYE, CALLS)
+PUSH, PUSH_WHOLE, PUSHES, PING, BYE, CALLS = "Push", "PushWhole", "Pushes", "Ping", "Bye", "Calls"
+METHODS = (PUSH, PUSH_WHOLE, PUSHES, PING, BYE, CALLS)
 # What a connection is for: values; control messages on a connection of their own (a goodbye must
 # not queue behind a large push on a slow link); liveness pings, with keepalive tuned to notice a
 # silent peer within seconds.
@@ -133,13 +134,15 @@ class Inbox(Protocol):
 
     async def on_push(self, stream: InStream, caller: Caller) -> bytes: ...
     async def on_push_whole(self, request: bytes, caller: Caller) -> bytes: ...
+    async def on_pushes(self, stream: InStream, caller: Caller) -> bytes: ...
     async def on_ping(self, request: bytes, caller: Caller) -> bytes: ...
     async def on_bye(self, request: bytes, caller: Caller) -> bytes: ...
     async def on_calls(self, request: bytes, caller: Caller) -> bytes: ...
 
 
-HANDLERS = {PUSH: "on_push", PUSH_WHOLE: "on_push_whole", PING: "on_ping", BYE: "on_bye", CALLS: "on_calls"}
-STREAMED = frozenset({PUSH, BYE})  # served with an ``InStream``; the others with the request's bytes
+HANDLERS = {PUSH: "on_push", PUSH_WHOLE: "on_push_whole", PUSHES: "on_pushes", PING: "on_ping", BYE: "on_bye",
+            CALLS: "on_calls"}
+STREAMED = frozenset({PUSH, PUSHES, BYE})  # served with an ``InStream``; the others with the request's bytes
 
 
 def handler(inbox: Inbox, method: str) -> Callable[..., Awaitable[bytes]]:

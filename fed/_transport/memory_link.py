@@ -88,6 +88,9 @@ class _Stream:
             answer = await link.handler(inbox, method)(_Served(self), caller)
         except Refused as refused:
             self._to_client.put_nowait(LinkError(refused.kind.value, refused.public, refused.no_room))
+        except asyncio.CancelledError:  # as gRPC ends a call whose handler was cancelled
+            self._to_client.put_nowait(LinkError("CANCELLED", "the call was cancelled at the receiver"))
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug in the handler: the sender learns nothing of it
             refused = link.internal_error(exc, caller)
             self._to_client.put_nowait(LinkError(refused.kind.value, refused.public))

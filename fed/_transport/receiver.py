@@ -103,6 +103,7 @@ class Receiver:
     async def stop(self, grace: float = 1.0) -> None:
         """Stop serving; pending waits for values fail."""
         await self._peers.stop()
+        self._inbox.end_lanes()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

@@ -16,6 +16,7 @@ from fed._security import probe
 from fed._security.untrusted import clip
 from fed._serialization import codec
 from fed._transport import link, wire
+from fed._transport.lane import LANE_BYTES, Lane
 from fed._transport.link import LinkError, OutStream, ProofError
 from fed._transport.metrics import Meter, Progress, node_id
 
@@ -78,6 +79,7 @@ class Sender:
         self._room_logged: dict[str, float] = {}  # peer -> when "no room there" was last logged
         self._tries: dict[str, asyncio.Semaphore] = {}  # per peer: tries of pushes running at once
         self._names_checked: set[str] = set()  # peers whose certificate names were read (``_check_names``)
+        self._lanes: dict[str, Lane] = {}  # per peer: the stream its small values go on
 
     async def ping(self, dst: str) -> None:
         """Wait until ``dst``'s receiver answers (it may start later), up to ``timeout_in_ms``."""
@@ -277,11 +279,19 @@ class Sender:
 
     async def _send_whole(self, dst: str, header: wire.Header, segments: list[memoryview],
                           patience: float, window: _Window) -> None:
-        if self._config.tls is not None and self._link.streams:  # the value goes only after the server's proof
+        """A value in one message: a small one on the peer's lane (``lane``), a larger one as a
+        call of its own (streamed with TLS: the value goes only after the server's proof)."""
+        head = wire.encode_header(header)
+        if self._link.streams and 4 + len(head) + header.total_size <= LANE_BYTES:
+            lane = self._lanes.get(dst)
+            if lane is None:
+                lane = self._lanes[dst] = Lane(self._link.connect(dst))
+            await lane.push(wire.encode_whole(head, segments), patience)
+        elif self._config.tls is not None and self._link.streams:
             await self._send_streamed(dst, header, segments, patience, window)
-            return
-        request = wire.encode_whole(wire.encode_header(header), segments)
-        await self._link.connect(dst).unary(link.PUSH_WHOLE, request, patience, wait_for_ready=True)
+        else:
+            await self._link.connect(dst).unary(link.PUSH_WHOLE, wire.encode_whole(head, segments), patience,
+                                                wait_for_ready=True)
 
     async def _send_streamed(self, dst: str, header: wire.Header, segments: list[memoryview],
                              patience: float, window: _Window) -> None:
@@ -343,7 +353,9 @@ class Sender:
         return True
 
     async def stop(self) -> None:
-        """Close every connection."""
+        """Close every lane and connection."""
+        for lane in self._lanes.values():
+            lane.close()
         await self._link.close()
 
 

@@ -27,6 +27,8 @@ BYE_KINDS = ("finished", "aborted", "diverged")
 CODECS = ("fed", "error")
 ACK = b"A"
 FINAL_ANSWERS = (b"ok", b"duplicate")
+LANE_REFUSED = b"R"
+MAX_LANE_TEXT = 1024  # characters of a refusal's text on a lane
 MAX_OBJECT_ID = 256
 # At most this many of the values a party waits for ride on one ping (the oldest waits first).
 MAX_WAITS = 16
@@ -221,6 +223,31 @@ def decode_ack(message: bytes) -> int | None:
     if len(message) == 9 and message[:1] == ACK:
         return int.from_bytes(message[1:], "little")
     return None
+
+
+def encode_lane_answer(answer: bytes) -> bytes:
+    """The receiver's answer to one push on a lane (``Pushes``): ``ok`` or ``duplicate``."""
+    return answer
+
+
+def encode_lane_refusal(code: str, text: str, no_room: bool = False) -> bytes:
+    """The receiver's refusal of one push on a lane: ``R`` and JSON ``{"code", "text", "no_room"}``
+    (the lane goes on; a call of its own would end with that status)."""
+    return LANE_REFUSED + json.dumps({"code": code, "text": text[:MAX_LANE_TEXT], "no_room": no_room}).encode()
+
+
+def decode_lane_answer(frame: bytes) -> tuple[bytes | None, tuple[str, str, bool] | None]:
+    """``(answer, None)`` for a push taken, ``(None, (code, text, no_room))`` for one refused; the
+    text is the receiver's, untrusted: clip it before logging."""
+    if frame in FINAL_ANSWERS:
+        return bytes(frame), None
+    if frame[:1] != LANE_REFUSED:
+        raise WireError("malformed lane answer")
+    body = loads(frame[1:], "lane answer")
+    code, text, no_room = body.get("code"), body.get("text"), body.get("no_room")
+    if not printable(code, 32) or not isinstance(text, str) or type(no_room) is not bool:
+        raise WireError("malformed lane refusal")
+    return None, (code, text[:MAX_LANE_TEXT], no_room)
 
 
 def encode_ping(job: str, src: str, calls: int = 0, waits: Sequence[tuple[str, int]] = ()) -> bytes:

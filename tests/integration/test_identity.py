@@ -54,6 +54,7 @@ class RecordingServer:
         self.server = grpc.aio.server()
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("fed.Receiver", {
             "Push": grpc.stream_stream_rpc_method_handler(self._push),
+            "Pushes": grpc.stream_stream_rpc_method_handler(self._push),
             "PushWhole": grpc.unary_unary_rpc_method_handler(self._unary),
             "Ping": grpc.unary_unary_rpc_method_handler(self._unary)})])
         self.server.add_secure_port(self._address, grpc_link.server_credentials(self._tls))
