@@ -12,12 +12,17 @@ needs them all at once anyway.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from fed._exceptions import FedError
 from fed._transport.metrics import Meter
 
+logger = logging.getLogger("fed.receiver")
+
 Key = tuple[str, str]  # (source party, object id)
+Then = Callable[[Any], None]  # given the ``Arrived`` handed out, or the exception that ended the wait
 
 
 class Arrived:
@@ -54,6 +59,7 @@ class Mailbox:
         self.peak_bytes = 0  # the most bytes held at once
         self._beyond: Key | None = None  # the push let in beyond the cap, if any
         self.waiting: dict[Key, str] = {}  # keys the program waits for -> the fingerprint it expects
+        self._takers: dict[Key, tuple[Then, asyncio.TimerHandle | None]] = {}  # ``take_soon`` waits
 
     @property
     def held_values(self) -> int:
@@ -104,36 +110,69 @@ class Mailbox:
         self._meter.waiting(len(self._held), self.held_bytes)
 
     def deliver(self, key: Key, arrived: Arrived) -> None:
-        """Fill ``key``'s slot, unless it holds something already."""
+        """Fill ``key``'s slot, unless it holds something already; a ``take_soon`` waiting for it
+        is handed the value here and now."""
         fut = self._slot(key)
-        if not fut.done():
-            fut.set_result(arrived)
+        if fut.done():
+            return
+        fut.set_result(arrived)
+        taker = self._takers.pop(key, None)
+        if taker is not None:
+            then, timer = taker
+            if timer is not None:
+                timer.cancel()
+            self.waiting.pop(key, None)
+            _call(then, self._hand_out(key))
+
+    def take_soon(self, key: Key, fingerprint: str, then: Then) -> None:
+        """Hand ``key``'s value out (once) to ``then`` as soon as it is delivered: now if it was,
+        else inside the ``deliver`` call itself, with no turn of the event loop in between (a
+        driver thread waiting for it wakes at once). ``then`` is given an exception instead when
+        ``max_wait_in_ms`` passes first (``FedError``) or the mailbox closes (``CancelledError``)."""
+        if self._slot(key).done():
+            _call(then, self._hand_out(key))
+            return
+        self.waiting[key] = fingerprint
+        timer = None
+        if self._max_wait is not None:
+            timer = asyncio.get_running_loop().call_later(self._max_wait / 1000, self._expire, key, fingerprint)
+        self._takers[key] = (then, timer)
+
+    def forget(self, key: Key) -> None:
+        """A ``take_soon`` nobody waits for any more: a value delivered later stays for another take."""
+        taker = self._takers.pop(key, None)
+        if taker is not None:
+            self.waiting.pop(key, None)
+            if taker[1] is not None:
+                taker[1].cancel()
 
     async def take(self, key: Key, fingerprint: str) -> Arrived:
         """Wait for ``key``'s delivery and hand it out (once); with ``max_wait_in_ms``, an error once that passes."""
-        slot = self._slot(key)
-        if not slot.done():
-            self.waiting[key] = fingerprint
-            try:
-                await self._wait(slot, key, fingerprint)
-            finally:
-                self.waiting.pop(key, None)
-        del self._slots[key]
+        done = asyncio.get_running_loop().create_future()
+
+        def then(result: Any) -> None:
+            if not done.done():
+                (done.set_exception if isinstance(result, BaseException) else done.set_result)(result)
+        self.take_soon(key, fingerprint, then)
+        try:
+            return await done
+        except asyncio.CancelledError:
+            self.forget(key)
+            raise
+
+    def _hand_out(self, key: Key) -> Arrived:
+        slot = self._slots.pop(key)
         self._taken.add(key)
         self.release(key)
         return slot.result()
 
-    async def _wait(self, slot: asyncio.Future, key: Key, fingerprint: str) -> None:
-        if self._max_wait is None:
-            await asyncio.shield(slot)
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(slot), self._max_wait / 1000)
-        except asyncio.TimeoutError:
-            del self._slots[key]
-            self._taken.add(key)  # should it come later, it is dropped
-            raise FedError(f"party {self._party!r} waited max_wait_in_ms={self._max_wait} for value "
-                           f"{key[1]} ({fingerprint}) from party {key[0]!r}") from None
+    def _expire(self, key: Key, fingerprint: str) -> None:
+        then, _ = self._takers.pop(key)
+        self.waiting.pop(key, None)
+        del self._slots[key]
+        self._taken.add(key)  # should it come later, it is dropped
+        _call(then, FedError(f"party {self._party!r} waited max_wait_in_ms={self._max_wait} for value "
+                             f"{key[1]} ({fingerprint}) from party {key[0]!r}"))
 
     async def settle(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for the values the program asked for; how many never came."""
@@ -144,6 +183,12 @@ class Mailbox:
 
     def close(self) -> None:
         """Every wait still pending ends (cancelled)."""
+        takers, self._takers = self._takers, {}
+        for key, (then, timer) in takers.items():
+            if timer is not None:
+                timer.cancel()
+            self.waiting.pop(key, None)
+            _call(then, asyncio.CancelledError())
         for fut in self._slots.values():
             if not fut.done():
                 fut.cancel()
@@ -153,3 +198,11 @@ class Mailbox:
         if fut is None:
             fut = self._slots[key] = asyncio.get_running_loop().create_future()
         return fut
+
+
+def _call(then: Then, result: Any) -> None:
+    """Hand a result to a taker; its failure is a bug to log, never the delivering push's."""
+    try:
+        then(result)
+    except Exception:  # noqa: BLE001
+        logger.exception("handing out a received value failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -115,6 +116,32 @@ class Receiver:
         """Wait for the value ``src`` pushes under ``object_id`` and return it (once). ``asked_at``:
         how many calls this party's program had made when it asked (``fed._transport.pushed``).
         ``sized``: return ``(value, payload bytes)``."""
+        key = self._ask(src, object_id, fingerprint, asked_at)
+        try:
+            arrived = await self._box.take(key, fingerprint)
+        finally:
+            self._awaited.done(key)
+        return self._handed(key, fingerprint, arrived, sized)
+
+    def get_soon(self, src: str, object_id: str, fingerprint: str, asked_at: int | None,
+                 then: Callable[[Any], None]) -> None:
+        """``get`` for a driver thread that waits: ``then`` is given ``(value, payload bytes)``, or
+        the exception that ends the wait, inside the call that delivers the value (no turn of the
+        event loop in between). On the loop's thread."""
+        key = self._ask(src, object_id, fingerprint, asked_at)
+
+        def handed(arrived: Any) -> None:
+            self._awaited.done(key)
+            if not isinstance(arrived, BaseException):
+                try:
+                    arrived = self._handed(key, fingerprint, arrived, True)
+                except Exception as exc:  # noqa: BLE001 - the wait's outcome
+                    arrived = exc
+            then(arrived)
+        self._box.take_soon(key, fingerprint, handed)
+
+    def _ask(self, src: str, object_id: str, fingerprint: str, asked_at: int | None) -> tuple[str, str]:
+        """The program asks for a value: checks, and the watch on its peer while it waits."""
         key = (src, object_id)
         box = self._box
         if box.was_taken(key):
@@ -131,13 +158,13 @@ class Receiver:
                 self._peers.watch(src, lambda: box.waits_for(src))
             if self._server is not None:
                 self._server.wanted(src, object_id)
-        try:
-            arrived = await box.take(key, fingerprint)
-        finally:
-            self._awaited.done(key)
+        return key
+
+    def _handed(self, key: tuple[str, str], fingerprint: str, arrived: Arrived, sized: bool) -> Any:
+        """What a wait for ``key`` returns: its value, or the error it carries or the divergence it shows."""
         if arrived.fingerprint != fingerprint:
             raise FedDivergenceError(
-                f"party {src!r} sent value {object_id} for call {arrived.fingerprint!r}, but this "
+                f"party {key[0]!r} sent value {key[1]} for call {arrived.fingerprint!r}, but this "
                 f"party's program made call {fingerprint!r} there: the parties' programs diverged"
             )
         if arrived.error is not None:

@@ -10,6 +10,7 @@ through the receiver's proxy). Both hosts answer the runtime with ``concurrent.f
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 from typing import Any
 
@@ -48,8 +49,17 @@ class DriverReceiver:
 
     def get(self, src: str, object_id: str, fingerprint: str, asked_at: int | None = None) -> concurrent.futures.Future:
         """``(value, payload bytes)`` of what ``src`` pushes under ``object_id``, once it arrives
-        (or the error that ends the wait)."""
-        return self._loop.run(self._receiver.get(src, object_id, fingerprint, asked_at, sized=True))
+        (or the error that ends the wait). The future is done inside the push that delivers the
+        value, so its callbacks (held calls given to Ray) and a thread waiting on it go first."""
+        result: concurrent.futures.Future = concurrent.futures.Future()
+
+        def ask() -> None:
+            try:
+                self._receiver.get_soon(src, object_id, fingerprint, asked_at, lambda got: _settle(result, got))
+            except BaseException as exc:  # noqa: BLE001 - the wait's outcome
+                _settle(result, exc)
+        self._loop.loop.call_soon_threadsafe(ask)
+        return result
 
     def record_calls(self, start: int, digests: bytes, fingerprints: list[str], started: list, failed: list) -> None:
         self._loop.loop.call_soon_threadsafe(self._receiver.record_calls, start, digests, fingerprints, started, failed)
@@ -83,6 +93,16 @@ class DriverReceiver:
         async def on_loop() -> Any:
             return method(*args)
         return self._loop.run(on_loop())
+
+
+def _settle(future: concurrent.futures.Future, outcome: Any) -> None:
+    """A wait's outcome into the driver's future: a cancelled wait (the receiver stopped) cancels it."""
+    if isinstance(outcome, asyncio.CancelledError):
+        future.cancel()
+    elif isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 async def _make(config: FedConfig) -> Receiver:

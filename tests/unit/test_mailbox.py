@@ -129,3 +129,52 @@ def test_settle_counts_the_values_asked_for_that_never_came():
         with pytest.raises(asyncio.CancelledError):
             await waits[1]
     run(go())
+
+
+def test_take_soon_is_handed_the_value_inside_the_delivery_and_the_room_freed_then():
+    async def main():
+        m, got = box(), []
+        m.reserve(A, 300)
+        m.take_soon(A, "fa", got.append)
+        assert m.waiting == {A: "fa"} and got == []
+        m.deliver(A, Arrived("fa", value=1))
+        assert [g.value for g in got] == [1]  # no turn of the event loop in between
+        assert (m.held_bytes, m.waiting, m.was_taken(A), m.has(A)) == (0, {}, True, True)
+        m.deliver(B, Arrived("fb", value=2))
+        m.take_soon(B, "fb", got.append)  # delivered already: handed out at once
+        assert [g.value for g in got] == [1, 2]
+    run(main())
+
+
+def test_take_soon_ends_with_an_error_after_max_wait_or_when_the_mailbox_closes():
+    async def main():
+        m, got = box(max_wait=100), []
+        m.take_soon(A, "fa", got.append)
+        m.take_soon(B, "fb", got.append)
+        await asyncio.sleep(0.3)
+        assert [type(g) for g in got] == [FedError, FedError] and "max_wait_in_ms=100" in str(got[0])
+        m.deliver(A, Arrived("fa", value=1))  # too late: dropped as a duplicate would be
+        assert m.has(A) and len(got) == 2
+        m.take_soon(C, "fc", got.append)
+        m.close()
+        assert isinstance(got[-1], asyncio.CancelledError) and m.waiting == {}
+    run(main())
+
+
+def test_a_take_given_up_leaves_the_value_for_the_next_and_a_failing_taker_spoils_no_delivery(caplog):
+    async def main():
+        m = box()
+        waiter = asyncio.ensure_future(m.take(A, "fa"))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        assert m.waiting == {}
+        m.deliver(A, Arrived("fa", value=1))
+        assert (await m.take(A, "fa")).value == 1
+
+        def broken(arrived):
+            raise KeyError("bug")
+        m.take_soon(B, "fb", broken)
+        m.deliver(B, Arrived("fb", value=2))  # the taker's bug is logged, not raised into the push
+        assert m.was_taken(B) and "handing out a received value failed" in caplog.text
+    run(main())
