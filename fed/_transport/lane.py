@@ -40,25 +40,37 @@ class Lane:
         refused it or the lane broke, ``ProofError`` when the server is not the peer (with TLS),
         ``asyncio.TimeoutError`` without an answer within ``timeout`` (the lane is then reset)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         answer = loop.create_future()
         async with self._writing:
             stream = self._stream
             if stream is None:
                 stream = await self._open(timeout)
             self._waiting.append(answer)
+            # One timer for the whole push, written and answered: it breaks the lane, which also
+            # ends a write that waits (gRPC's flow control) for a receiver that reads nothing.
+            late = loop.call_later(timeout, self._late, stream, answer, timeout)
             try:
-                await asyncio.wait_for(stream.write(request), max(0.0, deadline - loop.time()))
-            except (LinkError, asyncio.TimeoutError) as exc:
-                answer.cancel()  # failed here: nobody awaits what the lane would tell it
-                self._break(stream, exc)
+                await stream.write(request)
+            except BaseException as exc:
+                late.cancel()
+                timed_out = answer.done() and not answer.cancelled() and isinstance(answer.exception(),
+                                                                                   asyncio.TimeoutError)
+                answer.cancel()
+                # Whatever stopped the write, the lane cannot tell whether the push went: answers
+                # would no longer match pushes, so it is broken.
+                self._break(stream, exc if isinstance(exc, LinkError) else LinkError("CANCELLED", "write stopped"))
+                if timed_out:
+                    raise asyncio.TimeoutError() from None
                 raise
         try:
-            return await asyncio.wait_for(asyncio.shield(answer), max(0.0, deadline - loop.time()))
-        except asyncio.TimeoutError:
-            answer.cancel()
+            return await answer
+        finally:
+            late.cancel()
+
+    def _late(self, stream: OutStream, answer: asyncio.Future, timeout: float) -> None:
+        if not answer.done():
+            answer.set_exception(asyncio.TimeoutError())
             self._break(stream, LinkError("DEADLINE_EXCEEDED", f"no answer within {timeout:g} s"))
-            raise
 
     async def _open(self, timeout: float) -> OutStream:
         stream = await self._connection.stream(link.PUSHES, timeout)

@@ -7,7 +7,8 @@ import binascii
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from fed._serialization import records
@@ -51,7 +52,7 @@ class Header:
     segments: tuple[int, ...]
     copied: tuple[int, ...] = ()  # segments the receiver copies out (bytes, str) instead of viewing
 
-    @property
+    @cached_property
     def total_size(self) -> int:
         """Payload bytes: every segment, each starting at a multiple of ``ALIGN``."""
         return layout(self.segments)[-1] if self.segments else 0
@@ -73,9 +74,9 @@ def layout(sizes: Iterable[int]) -> list[int]:
 
 def encode_header(header: Header) -> bytes:
     """``MAGIC``, one version byte, then the header as UTF-8 JSON."""
-    body = asdict(header)
-    body["segments"] = list(header.segments)
-    body["copied"] = list(header.copied)
+    body = {"job": header.job, "src": header.src, "dst": header.dst, "object_id": header.object_id,
+            "fingerprint": header.fingerprint, "codec": header.codec, "segments": list(header.segments),
+            "copied": list(header.copied)}
     return MAGIC + bytes([VERSION]) + json.dumps(body, separators=(",", ":")).encode()
 
 

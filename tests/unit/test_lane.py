@@ -122,12 +122,17 @@ def test_a_receiver_that_stops_ends_its_lanes_and_the_push_after_it_fails_in_tim
 class ScriptedStream:
     """A lane's stream whose answers the test writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, blocked: bool = False) -> None:
         self.written: list[bytes] = []
         self.answers: asyncio.Queue = asyncio.Queue()
         self.cancelled = False
+        self.blocked = blocked  # writes wait, as under flow control of a receiver that reads nothing
+        self._ended = asyncio.Event()
 
     async def write(self, frame: bytes) -> None:
+        if self.blocked:
+            await self._ended.wait()
+            raise LinkError("CANCELLED", "Locally cancelled by application!")
         self.written.append(frame)
 
     async def done_writing(self) -> None:
@@ -141,15 +146,18 @@ class ScriptedStream:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self._ended.set()
 
 
 class ScriptedConnection:
     def __init__(self) -> None:
         self.streams: list[ScriptedStream] = []
+        self.blocked = 0  # this many of the next streams have writes that wait forever
 
     async def stream(self, method: str, timeout: float) -> ScriptedStream:
         assert method == link.PUSHES
-        self.streams.append(ScriptedStream())
+        self.streams.append(ScriptedStream(blocked=self.blocked > 0))
+        self.blocked -= 1
         return self.streams[-1]
 
 
@@ -267,3 +275,28 @@ def test_a_peer_that_never_reads_its_answers_holds_a_lane_at_most_timeout_in_ms(
         assert bob.receiver._inbox.lanes == 0
 
     run(test, timeout_in_ms=500)
+
+
+def test_a_write_that_flow_control_holds_ends_at_the_push_timeout_and_breaks_the_lane():
+    async def test(lane, conn):
+        conn.blocked = 1
+        started = now()
+        with pytest.raises(asyncio.TimeoutError):
+            await lane.push(b"p0", 0.2)
+        assert 0.15 < elapsed(started) < 1 and conn.streams[0].cancelled
+        assert await asyncio.gather(lane.push(b"p1", 5), answer_soon(conn, b"ok", 1)) == [b"ok", None]
+
+    lane_case(test)
+
+
+def test_a_push_cancelled_while_it_is_written_breaks_the_lane_so_answers_cannot_shift():
+    async def test(lane, conn):
+        conn.blocked = 1
+        writing = asyncio.ensure_future(lane.push(b"p0", 5))
+        await asyncio.sleep(0.05)
+        writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+        assert conn.streams[0].cancelled  # whether p0 went is unknown: its lane is not used again
+        assert await asyncio.gather(lane.push(b"p1", 5), answer_soon(conn, b"ok", 1)) == [b"ok", None]
+
+    lane_case(test)
