@@ -46,22 +46,18 @@ class Lane:
             if stream is None:
                 stream = await self._open(timeout)
             self._waiting.append(answer)
-            # One timer for the whole push, written and answered: it breaks the lane, which also
-            # ends a write that waits (gRPC's flow control) for a receiver that reads nothing.
-            late = loop.call_later(timeout, self._late, stream, answer, timeout)
+            # The write has a timeout of its own: one that waits (for a connection, or gRPC's flow
+            # control) is not woken by cancelling its call, only by cancelling the wait.
+            deadline = loop.time() + timeout
             try:
-                await stream.write(request)
+                await asyncio.wait_for(stream.write(request), timeout)
             except BaseException as exc:
-                late.cancel()
-                timed_out = answer.done() and not answer.cancelled() and isinstance(answer.exception(),
-                                                                                   asyncio.TimeoutError)
                 answer.cancel()
                 # Whatever stopped the write, the lane cannot tell whether the push went: answers
                 # would no longer match pushes, so it is broken.
                 self._break(stream, exc if isinstance(exc, LinkError) else LinkError("CANCELLED", "write stopped"))
-                if timed_out:
-                    raise asyncio.TimeoutError() from None
                 raise
+            late = loop.call_later(max(0.0, deadline - loop.time()), self._late, stream, answer, timeout)
         try:
             return await answer
         finally:

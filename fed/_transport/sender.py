@@ -17,8 +17,9 @@ from fed._security.untrusted import clip
 from fed._serialization import codec
 from fed._transport import link, wire
 from fed._transport.lane import LANE_BYTES, Lane
-from fed._transport.link import LinkError, OutStream, ProofError
-from fed._transport.metrics import Meter, Progress, node_id
+from fed._transport.link import LinkError, ProofError
+from fed._transport.metrics import Meter, node_id
+from fed._transport.streamed import Window, push_streamed
 
 logger = logging.getLogger("fed.sender")
 
@@ -194,7 +195,7 @@ class Sender:
         while time.monotonic() < deadline:
             try:
                 await self._send_whole(dst, notice, error, max(0.1, deadline - time.monotonic()),
-                                       _Window(0))
+                                       Window(0))
                 return
             except LinkError as failed:
                 if not failed.transient:  # e.g. it already holds an error for the value
@@ -218,7 +219,7 @@ class Sender:
         patience = cfg.comm.timeout_in_ms / 1000
         whole = header.total_size <= cfg.comm.chunk_size_in_bytes or not self._link.streams
         attempt = self._send_whole if whole else self._send_streamed
-        window = _Window(cfg.comm.inflight_window_in_bytes)
+        window = Window(cfg.comm.inflight_window_in_bytes)
         answered = time.monotonic()  # the receiver's last sign of life: start, ack, or "no room"
         delay, room_delay = policy.initial_backoff_s, _ROOM_FIRST_DELAY_S
         failed_tries = 0  # tries that failed (not counting "no room": that receiver is live)
@@ -278,7 +279,7 @@ class Sender:
             logger.info("pushes to %s wait for room there (%s)", dst, error)
 
     async def _send_whole(self, dst: str, header: wire.Header, segments: list[memoryview],
-                          patience: float, window: _Window) -> None:
+                          patience: float, window: Window) -> None:
         """A value in one message: a small one on the peer's lane (``lane``), a larger one as a
         call of its own (streamed with TLS: the value goes only after the server's proof)."""
         head = wire.encode_header(header)
@@ -294,34 +295,9 @@ class Sender:
                                                 wait_for_ready=True)
 
     async def _send_streamed(self, dst: str, header: wire.Header, segments: list[memoryview],
-                             patience: float, window: _Window) -> None:
-        """One try of a streamed push: the header, then (once admitted) chunks within the window,
-        written by one task while this one reads the receiver's acks and answer."""
-        window.restart()
-        # The link opens the stream once the server proved it is ``dst`` (ProofError, or
-        # asyncio.TimeoutError after ``patience``): nothing of the value goes before.
-        stream = await self._link.connect(dst).stream(link.PUSH, patience)
-        progress = Progress(f"push of {header.object_id} ({header.fingerprint}) to {dst}", header.total_size)
-        writer = asyncio.ensure_future(self._write(stream, wire.encode_header(header), segments, window))
-        reader = asyncio.ensure_future(_follow(stream, window, patience, progress))
-        try:
-            # The receiver's answer (or the stream's failure, which the reader sees too) decides.
-            await asyncio.wait((writer, reader), return_when=asyncio.FIRST_EXCEPTION)
-            await reader
-        finally:
-            for task in (writer, reader):
-                task.cancel()
-            await asyncio.gather(writer, reader, return_exceptions=True)
-            stream.cancel()
-
-    async def _write(self, stream: OutStream, head: bytes, segments: list[memoryview], window: _Window) -> None:
-        """The frames of a push: no data before the receiver admits the header (its first ack), at
-        most the window unacknowledged."""
-        await stream.write(head)
-        for chunk in wire.iter_payload(segments, self._config.comm.chunk_size_in_bytes):
-            await window.reserve(len(chunk))
-            await stream.write(chunk)
-        await stream.done_writing()
+                             patience: float, window: Window) -> None:
+        await push_streamed(self._link.connect(dst), dst, header, segments, self._config.comm.chunk_size_in_bytes,
+                            patience, window)
 
     def _error_notice(self, header: wire.Header, exc: FedSendError) -> tuple[wire.Header, list[memoryview]]:
         """The push that tells the peer ``exc`` happened instead of the value ``header`` describes:
@@ -357,54 +333,3 @@ class Sender:
         for lane in self._lanes.values():
             lane.close()
         await self._link.close()
-
-
-class _Window:
-    """Bytes sent but not yet acknowledged by the receiver, capped at ``size``."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.sent = 0
-        self.acked = 0
-        self.last_progress = 0.0  # monotonic time of the last ack, over every attempt
-        self._moved = asyncio.Event()
-        self._admitted = asyncio.Event()
-
-    def restart(self) -> None:
-        """A new attempt: nothing sent or acknowledged, the receiver has not admitted the push yet."""
-        self.sent = self.acked = 0
-        self._admitted.clear()
-
-    async def reserve(self, n: int) -> None:
-        """Wait until ``n`` more bytes fit (a chunk larger than the window goes alone).
-
-        No data goes before the receiver admits the push (its first ack), so a refusal of the
-        header reaches the sender as the receiver's status, not as a broken stream.
-        """
-        await self._admitted.wait()
-        while self.sent - self.acked > 0 and self.sent - self.acked + n > self.size:
-            self._moved.clear()
-            await self._moved.wait()
-        self.sent += n
-
-    def ack(self, received: int) -> None:
-        # The receiver's count, kept within what was sent and never going back: a receiver that
-        # acknowledged more than it got would open the window to the whole value.
-        self.acked = min(max(received, self.acked), self.sent)
-        self.last_progress = time.monotonic()
-        self._admitted.set()
-        self._moved.set()
-
-
-async def _follow(stream: OutStream, window: _Window, patience: float, progress: Progress) -> bytes:
-    """Read acks until the final answer; ``asyncio.TimeoutError`` after ``patience`` s without a message."""
-    while True:
-        message = await asyncio.wait_for(stream.read(), patience)
-        if message is None:
-            raise FedSendError("the receiver closed the push without an answer")
-        acked = wire.decode_ack(message)
-        if acked is None:
-            return message
-        window.ack(acked)
-        progress.update(window.acked)
-

@@ -300,3 +300,35 @@ def test_a_push_cancelled_while_it_is_written_breaks_the_lane_so_answers_cannot_
         assert await asyncio.gather(lane.push(b"p1", 5), answer_soon(conn, b"ok", 1)) == [b"ok", None]
 
     lane_case(test)
+
+
+def test_a_push_given_up_while_it_waits_for_its_answer_does_not_stall_the_lane():
+    async def test(lane, conn):
+        given_up = asyncio.ensure_future(lane.push(b"p0", 5))
+        await asyncio.sleep(0.05)
+        given_up.cancel()
+        await asyncio.gather(given_up, return_exceptions=True)
+        conn.streams[0].answers.put_nowait(b"ok")  # p0's answer: nobody waits for it any more
+        started = now()
+        assert await asyncio.gather(lane.push(b"p1", 5), answer_soon_after(conn, 1, b"ok")) == [b"ok", None]
+        assert elapsed(started) < 1 and len(conn.streams) == 1  # answered on the same lane
+
+    lane_case(test)
+
+
+async def answer_soon_after(conn: ScriptedConnection, written: int, answer: bytes) -> None:
+    while len(conn.streams[-1].written) <= written:
+        await asyncio.sleep(0.01)
+    conn.streams[-1].answers.put_nowait(answer)
+
+
+def test_closing_a_lane_fails_what_waits_on_it_at_once_and_ends_its_stream():
+    async def test(lane, conn):
+        waiting = asyncio.ensure_future(lane.push(b"p0", 5))
+        await asyncio.sleep(0.05)
+        lane.close()
+        with pytest.raises(LinkError) as failed:
+            await asyncio.wait_for(waiting, 1)
+        assert failed.value.code == "UNAVAILABLE" and conn.streams[0].cancelled
+
+    lane_case(test)

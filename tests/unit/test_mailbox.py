@@ -153,6 +153,7 @@ def test_take_soon_ends_with_an_error_after_max_wait_or_when_the_mailbox_closes(
         m.take_soon(B, "fb", got.append)
         await asyncio.sleep(0.3)
         assert [type(g) for g in got] == [FedError, FedError] and "max_wait_in_ms=100" in str(got[0])
+        assert "from party 'alice'" in str(got[0])
         m.deliver(A, Arrived("fa", value=1))  # too late: dropped as a duplicate would be
         assert m.has(A) and len(got) == 2
         m.take_soon(C, "fc", got.append)
@@ -167,7 +168,7 @@ def test_a_take_given_up_leaves_the_value_for_the_next_and_a_failing_taker_spoil
         waiter = asyncio.ensure_future(m.take(A, "fa"))
         await asyncio.sleep(0)
         waiter.cancel()
-        await asyncio.gather(waiter, return_exceptions=True)
+        assert isinstance((await asyncio.gather(waiter, return_exceptions=True))[0], asyncio.CancelledError)
         assert m.waiting == {}
         m.deliver(A, Arrived("fa", value=1))
         assert (await m.take(A, "fa")).value == 1
@@ -177,4 +178,18 @@ def test_a_take_given_up_leaves_the_value_for_the_next_and_a_failing_taker_spoil
         m.take_soon(B, "fb", broken)
         m.deliver(B, Arrived("fb", value=2))  # the taker's bug is logged, not raised into the push
         assert m.was_taken(B) and "handing out a received value failed" in caplog.text
+    run(main())
+
+
+def test_a_take_given_up_under_max_wait_leaves_no_timer_to_end_the_next_take_of_the_key():
+    async def main():
+        m = box(max_wait=500)
+        first = asyncio.ensure_future(m.take(A, "fa"))  # its deadline: 0.5 s
+        await asyncio.sleep(0.1)
+        first.cancel()
+        assert isinstance((await asyncio.gather(first, return_exceptions=True))[0], asyncio.CancelledError)
+        second = asyncio.ensure_future(m.take(A, "fa"))  # its deadline: 0.6 s
+        await asyncio.sleep(0.45)  # past the first take's deadline, within the second's
+        m.deliver(A, Arrived("fa", value=7))
+        assert (await second).value == 7
     run(main())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fed._transport.sender import _Window, jittered
+from fed._transport.sender import jittered
+from fed._transport.streamed import Window
 
 
 def test_a_receiver_that_acknowledges_more_than_it_got_does_not_open_the_senders_window():
     async def main():
-        window = _Window(100)
+        window = Window(100)
         window.ack(0)
         await window.reserve(100)
         window.ack(2**63)  # a hostile receiver: "I have it all"
