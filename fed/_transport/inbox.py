@@ -64,10 +64,15 @@ class Inbox:
     def end_lanes(self) -> None:
         """Before the server stops: idle lanes end now, busy ones after the push they serve (a
         server's stop would otherwise wait its whole grace for lanes that never end)."""
+        ending = self._lanes_end()
+        if not ending.done():
+            ending.set_result(None)
+
+    def _lanes_end(self) -> asyncio.Future:
+        """Done once lanes are to end; made on the loop at first use (the inbox may be made off it)."""
         if self._ending is None:
             self._ending = asyncio.get_running_loop().create_future()
-        if not self._ending.done():
-            self._ending.set_result(None)
+        return self._ending
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False, cancel_futures=True)
@@ -159,21 +164,19 @@ class Inbox:
         beyond what its values hold. A lane with no push for ``timeout_in_ms``, or whose peer does not
         read an answer for as long, ends (the sender opens another when it has more), as a stalled
         push would: an idle peer holds no stream."""
-        if self._ending is None:
-            self._ending = asyncio.get_running_loop().create_future()
         self.lanes += 1
         try:
-            return await self._serve_lane(stream, caller)
+            return await self._serve_lane(stream, caller, self._lanes_end())
         finally:
             self.lanes -= 1
 
-    async def _serve_lane(self, stream: InStream, caller: Caller) -> bytes:
-        while not self._ending.done():
+    async def _serve_lane(self, stream: InStream, caller: Caller, ending: asyncio.Future) -> bytes:
+        while not ending.done():
             # The lane ends by returning, never by being cancelled: gRPC would keep a cancelled
             # handler's call open, and the server's stop would wait for it.
             incoming = asyncio.ensure_future(stream.next())
             try:
-                done, _ = await asyncio.wait((incoming, self._ending), timeout=self._patience,
+                done, _ = await asyncio.wait((incoming, ending), timeout=self._patience,
                                              return_when=asyncio.FIRST_COMPLETED)
             finally:
                 if not incoming.done():  # idle too long, lanes end, or the call was cancelled

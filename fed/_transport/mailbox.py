@@ -116,12 +116,8 @@ class Mailbox:
         if fut.done():
             return
         fut.set_result(arrived)
-        taker = self._takers.pop(key, None)
-        if taker is not None:
-            then, timer = taker
-            if timer is not None:
-                timer.cancel()
-            self.waiting.pop(key, None)
+        then = self._untake(key)
+        if then is not None:
             _call(then, self._hand_out(key))
 
     def take_soon(self, key: Key, fingerprint: str, then: Then) -> None:
@@ -140,11 +136,18 @@ class Mailbox:
 
     def forget(self, key: Key) -> None:
         """A ``take_soon`` nobody waits for any more: a value delivered later stays for another take."""
+        self._untake(key)
+
+    def _untake(self, key: Key) -> Then | None:
+        """End ``key``'s ``take_soon`` wait (its max-wait timer too); its taker, if it had one."""
         taker = self._takers.pop(key, None)
-        if taker is not None:
-            self.waiting.pop(key, None)
-            if taker[1] is not None:
-                taker[1].cancel()
+        if taker is None:
+            return None
+        then, timer = taker
+        if timer is not None:
+            timer.cancel()
+        self.waiting.pop(key, None)
+        return then
 
     async def take(self, key: Key, fingerprint: str) -> Arrived:
         """Wait for ``key``'s delivery and hand it out (once); with ``max_wait_in_ms``, an error once that passes."""
@@ -183,12 +186,8 @@ class Mailbox:
 
     def close(self) -> None:
         """Every wait still pending ends (cancelled)."""
-        takers, self._takers = self._takers, {}
-        for key, (then, timer) in takers.items():
-            if timer is not None:
-                timer.cancel()
-            self.waiting.pop(key, None)
-            _call(then, asyncio.CancelledError())
+        for key in list(self._takers):
+            _call(self._untake(key), asyncio.CancelledError())
         for fut in self._slots.values():
             if not fut.done():
                 fut.cancel()
