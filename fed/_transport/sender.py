@@ -23,6 +23,10 @@ from fed._transport.streamed import Window, push_streamed
 
 logger = logging.getLogger("fed.sender")
 
+# A server that does not know a message fed sends: another fed version, or not fed at all.
+_UNKNOWN_METHOD = (" (the server there does not take this message: it is not fed, or another version of it; "
+                   "every party must run the same fed version)")
+
 
 class Sent(NamedTuple):
     """What one push sent: payload bytes, and ``fed`` for a value or ``error`` for an error report."""
@@ -233,7 +237,8 @@ class Sender:
                 if exc.code not in policy.retryable and not no_room:
                     self.meter.add(dst, refusals=1)
                     raise FedSendError(f"could not push {header.object_id} ({header.fingerprint}) to "
-                                       f"party {dst!r} at {cfg.addresses[dst]}: {error}") from None
+                                       f"party {dst!r} at {cfg.addresses[dst]}: {error}"
+                                       f"{_UNKNOWN_METHOD if exc.code == 'UNIMPLEMENTED' else ''}") from None
             except asyncio.TimeoutError:
                 error, no_room = f"no progress for {patience:g} s", False
             except ProofError as exc:

@@ -8,10 +8,13 @@ import time
 
 import grpc
 import numpy as np
+import pytest
 from test_receiver import configs, header, ready, serving, with_bob
 
+from fed._exceptions import FedSendError
 from fed._serialization import codec
 from fed._transport import grpc_link, wire
+from fed._transport.sender import Sender
 
 
 def whole(value, **fields) -> bytes:
@@ -112,3 +115,24 @@ def test_a_lane_flooded_by_a_peer_that_never_reads_ends_timeout_in_ms_after_its_
         assert receiver._inbox.refused > 0
 
     with_bob(test, timeout_in_ms=1000)
+
+
+def test_a_push_to_a_server_that_is_not_this_fed_fails_at_once_saying_to_run_one_fed_version():
+    """Another fed version (no ``Pushes``), or not fed at all: UNIMPLEMENTED is no reason to retry."""
+    alice, bob = configs(timeout_in_ms=20_000)
+
+    async def main():
+        server = grpc.aio.server()  # serves no method at all
+        server.add_insecure_port(bob.listen_address)
+        await server.start()
+        sender = Sender(alice)
+        try:
+            started = time.monotonic()
+            with pytest.raises(FedSendError, match="UNIMPLEMENTED.*every party must run the same fed version"):
+                await sender.send("bob", "1:0", "f@alice#1", ready(b"small"))
+            assert time.monotonic() - started < 5  # not retried until timeout_in_ms
+        finally:
+            await sender.stop()
+            await server.stop(0)
+
+    asyncio.run(main())
