@@ -10,6 +10,7 @@ import pytest
 from memory_parties import elapsed, net, now, parties, ready
 
 from fed._exceptions import FedSendError
+from fed._serialization import codec
 from fed._transport import link, wire
 from fed._transport.lane import LANE_BYTES, Lane
 from fed._transport.link import LinkError
@@ -270,7 +271,7 @@ def test_a_peer_that_never_reads_its_answers_holds_a_lane_at_most_timeout_in_ms(
     async def test(p):
         bob = p["bob"]
         started = now()
-        await bob.receiver._inbox.on_pushes(StuckPeer([b"garbage"]), link.Caller("memory:alice"))
+        assert await bob.receiver._inbox.on_pushes(StuckPeer([b"garbage"]), link.Caller("memory:alice")) == b""
         assert 0.4 < elapsed(started) < 1.5
         assert bob.receiver._inbox.lanes == 0
 
@@ -332,3 +333,84 @@ def test_closing_a_lane_fails_what_waits_on_it_at_once_and_ends_its_stream():
         assert failed.value.code == "UNAVAILABLE" and conn.streams[0].cancelled
 
     lane_case(test)
+
+
+class ScriptedPeer:
+    """A lane's serving end: the frames a peer sends, then a wait for more (or the end of its
+    writing, ``then_end``); it keeps the answers and whether the wait for more was cancelled."""
+
+    def __init__(self, frames: list[bytes], then_end: bool = False, on_answer=None) -> None:
+        self._frames, self._then_end, self._on_answer = list(frames), then_end, on_answer
+        self.answers: list[bytes] = []
+        self.wait_cancelled = False
+
+    async def next(self) -> bytes | None:
+        if self._frames:
+            return self._frames.pop(0)
+        if self._then_end:
+            return None
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.wait_cancelled = True
+            raise
+
+    async def send(self, frame: bytes) -> None:
+        self.answers.append(frame)
+        if self._on_answer is not None:
+            self._on_answer()
+
+
+def push_frame(value, object_id: str) -> bytes:
+    """A push from alice to bob in one message, as a sender writes it on a lane."""
+    segments, copied = codec.encode(value)
+    head = wire.encode_header(wire.Header(job="j", src="alice", dst="bob", object_id=object_id,
+                                          fingerprint=f"f{object_id}", codec=codec.NAME,
+                                          segments=tuple(s.nbytes for s in segments), copied=copied))
+    return wire.encode_whole(head, segments)
+
+
+ALICE = link.Caller("memory:alice")
+
+
+def test_a_lane_ends_with_no_answer_of_its_own_and_no_read_left_waiting():
+    async def test(p):
+        inbox = p["bob"].receiver._inbox
+        idle = ScriptedPeer([push_frame(1, "1:0")])
+        assert await inbox.on_pushes(idle, ALICE) == b""  # no push for timeout_in_ms
+        await asyncio.sleep(0)
+        assert idle.wait_cancelled and [wire.decode_lane_answer(a)[0] for a in idle.answers] == [b"ok"]
+        finished = ScriptedPeer([push_frame(2, "1:1")], then_end=True)
+        assert await inbox.on_pushes(finished, ALICE) == b"" and len(finished.answers) == 1
+        waiting = ScriptedPeer([])  # lanes end while one waits for a push
+        lane = asyncio.ensure_future(inbox.on_pushes(waiting, ALICE))
+        ended = ScriptedPeer([push_frame(3, "1:2")], on_answer=inbox.end_lanes)  # and while one serves a push
+        assert await inbox.on_pushes(ended, ALICE) == b"" and len(ended.answers) == 1
+        assert await lane == b""
+        await asyncio.sleep(0)
+        assert waiting.wait_cancelled and waiting.answers == [] and inbox.lanes == 0
+        assert [await p["bob"].receiver.get("alice", f"1:{i}", f"f1:{i}") for i in range(3)] == [1, 2, 3]
+
+    run(test, timeout_in_ms=300)
+
+
+def test_a_fault_of_the_receiver_on_a_lane_answers_internal_error_only_and_the_lane_goes_on(monkeypatch, caplog):
+    async def test(p):
+        inbox = p["bob"].receiver._inbox
+        served = inbox.on_push_whole
+        secret = "secret\x1b[31m"
+
+        async def faulty(request, caller):
+            if wire.decode_header(wire.decode_whole(request)[0]).object_id == "1:0":
+                raise RuntimeError(secret)
+            return await served(request, caller)
+        monkeypatch.setattr(inbox, "on_push_whole", faulty)
+        peer = ScriptedPeer([push_frame(1, "1:0"), push_frame(2, "1:1")], then_end=True)
+        assert await inbox.on_pushes(peer, ALICE) == b""
+        answers = [wire.decode_lane_answer(a) for a in peer.answers]
+        assert answers[0] == (None, ("INTERNAL", "internal error at the receiver; its log says more", False))
+        assert answers[1] == (b"ok", None)
+        assert await p["bob"].receiver.get("alice", "1:1", "f1:1") == 2
+        assert "memory:alice" in caplog.text and "RuntimeError" in caplog.text  # the log names who and what
+
+    run(test)
