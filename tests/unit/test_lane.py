@@ -382,11 +382,13 @@ def test_a_lane_ends_with_no_answer_of_its_own_and_no_read_left_waiting():
         assert idle.wait_cancelled and [wire.decode_lane_answer(a)[0] for a in idle.answers] == [b"ok"]
         finished = ScriptedPeer([push_frame(2, "1:1")], then_end=True)
         assert await inbox.on_pushes(finished, ALICE) == b"" and len(finished.answers) == 1
-        waiting = ScriptedPeer([])  # lanes end while one waits for a push
-        lane = asyncio.ensure_future(inbox.on_pushes(waiting, ALICE))
+        waiting, other = ScriptedPeer([]), ScriptedPeer([])  # lanes end while two wait for a push
+        lane, other_lane = (asyncio.ensure_future(inbox.on_pushes(peer, ALICE)) for peer in (waiting, other))
+        await asyncio.sleep(0)
+        assert inbox.lanes == 2
         ended = ScriptedPeer([push_frame(3, "1:2")], on_answer=inbox.end_lanes)  # and while one serves a push
         assert await inbox.on_pushes(ended, ALICE) == b"" and len(ended.answers) == 1
-        assert await lane == b""
+        assert await lane == b"" and await other_lane == b""
         await asyncio.sleep(0)
         assert waiting.wait_cancelled and waiting.answers == [] and inbox.lanes == 0
         assert [await p["bob"].receiver.get("alice", f"1:{i}", f"f1:{i}") for i in range(3)] == [1, 2, 3]
