@@ -3,16 +3,12 @@
 Each side keeps plain counters, which ``fed.stats()`` gathers, and mirrors them into Ray metrics,
 which Ray exports on every node's Prometheus endpoint and shows in its dashboard. The metrics are
 named ``fed_<side>_<counter>`` (Prometheus adds Ray's ``ray_`` prefix) and tagged with the job,
-this party and the peer. A Ray metric costs a few microseconds a record, and a push touched up to
-nine of them; so what changed goes to Ray at most every ``EXPORT_EVERY_S`` (Ray's own export to
-Prometheus runs every few seconds, so nobody watching sees the difference).
+this party and the peer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 from typing import Any
 
@@ -25,7 +21,6 @@ COUNTERS = {"sent": ("values", "bytes", "retries", "refusals", "failures"),
             "received": ("values", "bytes", "duplicates")}
 _LATENCY_BOUNDS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
 _TAGS = ("job", "party", "peer")
-EXPORT_EVERY_S = 1.0
 
 
 class Meter:
@@ -36,67 +31,31 @@ class Meter:
         self._tags = {"job": job, "party": party}
         self._peers: dict[str, dict[str, float]] = {}
         self._ray = _ray_metrics(side)
-        self._lock = threading.Lock()
-        self._added: dict[tuple[str, str], float] = {}  # (metric, peer): amount not given to Ray yet
-        self._observed: list[tuple[str, float]] = []  # (peer, push seconds) not given to Ray yet
-        self._levels: dict[str, float] = {}  # gauge: its latest level, not given to Ray yet
-        self._due = False  # an export is scheduled
 
     def add(self, peer: str, **amounts: float) -> None:
         """Add to ``peer``'s counters, e.g. ``add('bob', values=1, bytes=1024)``."""
         row = self._row(peer)
         for name, amount in amounts.items():
             row[name] += amount
-        if self._ray:
-            with self._lock:
-                for name, amount in amounts.items():
-                    if amount > 0 and name in self._ray:
-                        self._added[name, peer] = self._added.get((name, peer), 0) + amount
-            self._export_later()
+            metric = self._ray.get(name)
+            if metric is not None and amount > 0:
+                metric.inc(amount, tags={**self._tags, "peer": peer})
 
     def took(self, peer: str, seconds: float) -> None:
         """One push to ``peer`` took ``seconds`` from its value being ready to its delivery."""
         row = self._row(peer)
         row["push_seconds_total"] += seconds
         row["push_seconds_max"] = max(row["push_seconds_max"], seconds)
-        if "push_seconds" in self._ray:
-            with self._lock:
-                self._observed.append((peer, seconds))
-            self._export_later()
+        metric = self._ray.get("push_seconds")
+        if metric is not None:
+            metric.observe(seconds, tags={**self._tags, "peer": peer})
 
     def waiting(self, values: int, nbytes: int) -> None:
         """Values (and their payload bytes) this party's receiver holds that were not consumed yet."""
-        if "waiting_values" in self._ray:
-            with self._lock:
-                self._levels.update(waiting_values=values, waiting_bytes=nbytes)
-            self._export_later()
-
-    def export(self) -> None:
-        """Give Ray what changed since the last export (``stop`` calls it for the last numbers)."""
-        with self._lock:
-            added, observed, levels = self._added, self._observed, self._levels
-            self._added, self._observed, self._levels, self._due = {}, [], {}, False
-        try:
-            for (name, peer), amount in added.items():
-                self._ray[name].inc(amount, tags={**self._tags, "peer": peer})
-            for peer, seconds in observed:
-                self._ray["push_seconds"].observe(seconds, tags={**self._tags, "peer": peer})
-            for name, level in levels.items():
-                self._ray[name].set(level, tags={**self._tags, "peer": ""})
-        except Exception as exc:  # noqa: BLE001 - metrics are an extra (Ray may be shutting down)
-            logger.debug("fed: Ray metrics not exported (%s)", exc)
-
-    def _export_later(self) -> None:
-        """Export in ``EXPORT_EVERY_S`` on the running event loop (where the transport records);
-        at once outside one."""
-        with self._lock:
-            if self._due:
-                return
-            self._due = True
-        try:
-            asyncio.get_running_loop().call_later(EXPORT_EVERY_S, self.export)
-        except RuntimeError:  # no running loop
-            self.export()
+        for name, amount in (("waiting_values", values), ("waiting_bytes", nbytes)):
+            metric = self._ray.get(name)
+            if metric is not None:
+                metric.set(amount, tags={**self._tags, "peer": ""})
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Each peer's counters, with the mean push time and throughput of pushes where timed."""

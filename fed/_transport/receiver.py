@@ -110,7 +110,6 @@ class Receiver:
             self._server = None
         self._box.close()
         self._inbox.close()
-        self._meter.export()
 
     async def get(self, src: str, object_id: str, fingerprint: str, asked_at: int | None = None,
                   sized: bool = False) -> Any:

@@ -335,7 +335,6 @@ class Sender:
 
     async def stop(self) -> None:
         """Close every lane and connection."""
-        self.meter.export()
         for lane in self._lanes.values():
             lane.close()
         await self._link.close()
