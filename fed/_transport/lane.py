@@ -98,7 +98,8 @@ class Lane:
             self._break(stream, exc)
 
     def _break(self, stream: OutStream, why: Exception) -> None:
-        """End ``stream``; pushes still waiting on it fail as a lost connection would (the sender retries)."""
+        """End ``stream``; pushes still waiting on it fail as a lost connection would (the sender retries),
+        unless the server does not serve lanes at all."""
         if self._stream is not stream:
             return  # broken already; a new lane may be open
         self._stream = None
@@ -106,7 +107,10 @@ class Lane:
         if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()
         self._reader = None
-        lost = LinkError("UNAVAILABLE", f"the lane to the receiver broke: {why}")
+        if isinstance(why, LinkError) and why.code == "UNIMPLEMENTED":
+            lost = why  # the server there serves no lane (not fed, or another version): trying again cannot help
+        else:
+            lost = LinkError("UNAVAILABLE", f"the lane to the receiver broke: {why}")
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
