@@ -252,16 +252,34 @@ def test_a_lane_refusal_carries_only_a_bounded_text():
             wire.decode_lane_answer(bad)
 
 
-class StuckPeer:
-    """A lane's serving end whose peer sends one push and never reads an answer."""
+class ScriptedPeer:
+    """A lane's serving end: the frames a peer sends, then a wait for more (or the end of its
+    writing, ``then_end``); it keeps the answers and whether the wait for more was cancelled."""
 
-    def __init__(self, frames: list[bytes]) -> None:
-        self._frames = frames
+    def __init__(self, frames: list[bytes], then_end: bool = False, on_answer=None) -> None:
+        self._frames, self._then_end, self._on_answer = list(frames), then_end, on_answer
+        self.answers: list[bytes] = []
+        self.wait_cancelled = False
 
     async def next(self) -> bytes | None:
         if self._frames:
             return self._frames.pop(0)
-        await asyncio.sleep(3600)
+        if self._then_end:
+            return None
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.wait_cancelled = True
+            raise
+
+    async def send(self, frame: bytes) -> None:
+        self.answers.append(frame)
+        if self._on_answer is not None:
+            self._on_answer()
+
+
+class StuckPeer(ScriptedPeer):
+    """A lane's serving end whose peer sends its pushes and never reads an answer."""
 
     async def send(self, frame: bytes) -> None:
         await asyncio.sleep(3600)  # flow control: the answer never leaves
@@ -333,32 +351,6 @@ def test_closing_a_lane_fails_what_waits_on_it_at_once_and_ends_its_stream():
         assert failed.value.code == "UNAVAILABLE" and conn.streams[0].cancelled
 
     lane_case(test)
-
-
-class ScriptedPeer:
-    """A lane's serving end: the frames a peer sends, then a wait for more (or the end of its
-    writing, ``then_end``); it keeps the answers and whether the wait for more was cancelled."""
-
-    def __init__(self, frames: list[bytes], then_end: bool = False, on_answer=None) -> None:
-        self._frames, self._then_end, self._on_answer = list(frames), then_end, on_answer
-        self.answers: list[bytes] = []
-        self.wait_cancelled = False
-
-    async def next(self) -> bytes | None:
-        if self._frames:
-            return self._frames.pop(0)
-        if self._then_end:
-            return None
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            self.wait_cancelled = True
-            raise
-
-    async def send(self, frame: bytes) -> None:
-        self.answers.append(frame)
-        if self._on_answer is not None:
-            self._on_answer()
 
 
 def push_frame(value, object_id: str) -> bytes:
