@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from fed._config import FedConfig, build_config
+from fed._serialization.registry import NONE, Types
 from fed._transport import memory_link
 from fed._transport.receiver import Receiver
 from fed._transport.sender import Sender
@@ -17,9 +18,11 @@ PARTIES = ("alice", "bob", "carol")
 ADDRESSES = {party: f"mem-{party}:1" for party in PARTIES}
 
 
-def config(party: str, parties=("alice", "bob"), tls_config: dict | None = None, **comm: Any) -> FedConfig:
+def config(party: str, parties=("alice", "bob"), tls_config: dict | None = None, types: Types = NONE,
+           **comm: Any) -> FedConfig:
     cfg = build_config(party=party, addresses={p: ADDRESSES[p] for p in parties}, job_name="j",
-                       config={"cross_silo_comm": {"timeout_in_ms": 2000, **comm}}, tls_config=tls_config)
+                       config={"cross_silo_comm": {"timeout_in_ms": 2000, **comm}}, tls_config=tls_config,
+                       types=types)
     return dataclasses.replace(cfg, link="memory")
 
 
@@ -40,12 +43,13 @@ class Party:
 
 @contextlib.asynccontextmanager
 async def parties(*names: str, serving: tuple[str, ...] | None = None, tls: dict[str, dict] | None = None,
-                  **comm: Any):
-    """``Party`` per name (all on one network); only ``serving`` ones (by default all) listen."""
+                  types: Types = NONE, **comm: Any):
+    """``Party`` per name (all on one network); only ``serving`` ones (by default all) listen; each
+    carries the registered ``types``."""
     members = tuple(names)
     made = {}
     for name in names:
-        cfg = config(name, members, (tls or {}).get(name), **comm)
+        cfg = config(name, members, (tls or {}).get(name), types, **comm)
         made[name] = Party(cfg, Receiver(cfg), Sender(cfg))
     for name in serving if serving is not None else names:
         await made[name].receiver.start()
