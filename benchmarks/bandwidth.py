@@ -115,9 +115,10 @@ class Sampler(threading.Thread):
 
 # ---------- the parties ----------
 
-def party_main(party: str, addresses: dict[str, str], sizes: list[int], chunk: int, repeats: int) -> None:
+def array_tasks():
+    """``make(n)`` at a party returns an array of ``n`` bytes; ``consume(x)`` checks it and returns
+    its size (made inside a function, so Ray takes them by value, whichever script runs them)."""
     import numpy as np
-    import ray
 
     import fed
 
@@ -130,6 +131,15 @@ def party_main(party: str, addresses: dict[str, str], sizes: list[int], chunk: i
         assert x[::4096].sum() == 7 * len(x[::4096])
         return int(x.nbytes)
 
+    return make, consume
+
+
+def party_main(party: str, addresses: dict[str, str], sizes: list[int], chunk: int, repeats: int) -> None:
+    import ray
+
+    import fed
+
+    make, consume = array_tasks()
     ray.init(address="local", include_dashboard=False, object_store_memory=6 * 2**30)
     fed.init(addresses=addresses, party=party,
              config={"cross_silo_comm": {"chunk_size_in_bytes": chunk}})

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from bandwidth import Sampler, parse_size
+from bandwidth import Sampler, array_tasks, parse_size
 from children import ROOT, free_ports
 from delay_line import DelayLine
 
@@ -94,20 +94,11 @@ class RawTcp:
 # ---------- the parties ----------
 
 def party_main(party: str, addresses: dict[str, str], size: int, sends: int, comm: dict) -> None:
-    import numpy as np
     import ray
 
     import fed
 
-    @fed.remote
-    def make(n: int):
-        return np.full(n, 7, dtype=np.uint8)
-
-    @fed.remote
-    def consume(x) -> int:
-        assert x[::4096].sum() == 7 * len(x[::4096])
-        return int(x.nbytes)
-
+    make, consume = array_tasks()
     ray.init(address="local", include_dashboard=False, object_store_memory=3 * size + 2**30)
     fed.init(addresses=addresses, party=party, config={"cross_silo_comm": comm})
     for _ in range(sends + 1):  # the first (no delay) warms up workers, connections and memory
