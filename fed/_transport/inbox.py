@@ -138,6 +138,7 @@ class Inbox:
                 self._box.release((header.src, header.object_id))
                 raise
         except Refused as refused:
+            await _tell_refusal(stream, refused, self._patience)
             raise self._refuse(refused, caller) from None
 
     async def on_push_whole(self, request: bytes, caller: Caller) -> bytes:
@@ -285,6 +286,17 @@ class Inbox:
         except codec.DecodeError as exc:
             raise Refused(Refusal.MALFORMED, f"value refused: {exc}", exc.detail) from None
         return Arrived(header.fingerprint, value=value, nbytes=header.total_size)
+
+
+async def _tell_refusal(stream: InStream, refused: Refused, patience: float) -> None:
+    """A refused push's last frame, before the link ends the call with the same refusal: its sender
+    may still be writing the first window (it does not wait for admission), and gRPC then reports
+    INTERNAL to it instead of the status. A stream that cannot take the frame is left to the status."""
+    try:
+        await asyncio.wait_for(stream.send(wire.encode_lane_refusal(refused.kind.value, refused.public,
+                                                                    refused.no_room)), patience)
+    except Exception:  # noqa: BLE001 - broken or stuck: the status still goes
+        pass
 
 
 def _control(decode, request: bytes):

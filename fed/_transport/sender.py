@@ -246,6 +246,7 @@ class Sender:
                 raise self._impostor(dst, exc) from None
             if no_room:
                 answered = time.monotonic()
+                window.eager = False  # from now on a try sends data only once admitted
                 self._tell_no_room(dst, error)
                 wait, room_delay = room_delay, min(room_delay * 2, _ROOM_DELAY_MAX_S)
             else:

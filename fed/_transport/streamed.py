@@ -1,9 +1,12 @@
 """A push streamed in chunks: the header, then data within an in-flight window of unacknowledged bytes.
 
 The receiver acknowledges every chunk and at most ``inflight_window_in_bytes`` are
-unacknowledged, which bounds what a push holds at both ends; no data goes before the receiver
-admits the header (its first ack), so a refused header reaches the sender as the receiver's
-status, not as a broken stream. The sender's retries and patience are ``sender``'s.
+unacknowledged, which bounds what a push holds at both ends. The first window goes right behind
+the header, without waiting for the receiver to admit it (its first ack): on a long link that
+wait would cost a round trip a push. A refused header still reaches the sender as the receiver's
+refusal: its refusal frame, then its status (what was sent of the window is dropped). A try after
+the receiver had no room waits for admission instead, so that a push waiting for room does not
+send a window each time it asks. The sender's retries and patience are ``sender``'s.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import time
 
 from fed._exceptions import FedSendError
 from fed._transport import link, wire
-from fed._transport.link import Connection, OutStream
+from fed._transport.link import Connection, LinkError, OutStream
 from fed._transport.metrics import Progress
 
 
 async def push_streamed(connection: Connection, dst: str, header: wire.Header, segments: list[memoryview],
                         chunk_size: int, patience: float, window: Window) -> None:
-    """One try of a streamed push: the header, then (once admitted) chunks within the window,
+    """One try of a streamed push: the header, then chunks within the window (see ``Window``),
     written by one task while this one reads the receiver's acks and answer."""
     window.restart()
     # The link opens the stream once the server proved it is ``dst`` (ProofError, or
@@ -40,8 +43,8 @@ async def push_streamed(connection: Connection, dst: str, header: wire.Header, s
 
 
 async def _write(stream: OutStream, head: bytes, segments: list[memoryview], chunk_size: int, window: Window) -> None:
-    """The frames of a push: no data before the receiver admits the header (its first ack), at
-    most the window unacknowledged."""
+    """The frames of a push: the header, then chunks with at most the window unacknowledged (and,
+    unless the attempt is eager, none before the receiver admits the header, its first ack)."""
     await stream.write(head)
     for chunk in wire.iter_payload(segments, chunk_size):
         await window.reserve(len(chunk))
@@ -57,20 +60,22 @@ class Window:
         self.sent = 0
         self.acked = 0
         self.last_progress = 0.0  # monotonic time of the last ack, over every attempt
+        self.eager = True  # the next attempt sends its first window before the receiver admits it
         self._moved = asyncio.Event()
         self._admitted = asyncio.Event()
 
     def restart(self) -> None:
-        """A new attempt: nothing sent or acknowledged, the receiver has not admitted the push yet."""
+        """A new attempt: nothing sent or acknowledged, the receiver has not admitted the push yet
+        (data waits for that unless ``eager``)."""
         self.sent = self.acked = 0
-        self._admitted.clear()
+        if self.eager:
+            self._admitted.set()
+        else:
+            self._admitted.clear()
 
     async def reserve(self, n: int) -> None:
-        """Wait until ``n`` more bytes fit (a chunk larger than the window goes alone).
-
-        No data goes before the receiver admits the push (its first ack), so a refusal of the
-        header reaches the sender as the receiver's status, not as a broken stream.
-        """
+        """Wait until ``n`` more bytes fit (a chunk larger than the window goes alone), and, unless
+        the attempt is ``eager``, until the receiver admitted the push (its first ack)."""
         await self._admitted.wait()
         while self.sent - self.acked > 0 and self.sent - self.acked + n > self.size:
             self._moved.clear()
@@ -86,6 +91,17 @@ class Window:
         self._moved.set()
 
 
+def _refusal(message: bytes) -> LinkError:
+    """The receiver's refusal frame as the error it stands for. The status that follows it is
+    not enough: gRPC reports INTERNAL to a client whose writes are still pending when the server
+    ends the call, as the first window's are when the header is refused."""
+    try:
+        _, refusal = wire.decode_lane_answer(message)
+    except wire.WireError:
+        return LinkError("INTERNAL", "the receiver's refusal was malformed")
+    return LinkError(*refusal)
+
+
 async def _follow(stream: OutStream, window: Window, patience: float, progress: Progress) -> bytes:
     """Read acks until the final answer; ``asyncio.TimeoutError`` after ``patience`` s without a message."""
     while True:
@@ -94,6 +110,8 @@ async def _follow(stream: OutStream, window: Window, patience: float, progress: 
             raise FedSendError("the receiver closed the push without an answer")
         acked = wire.decode_ack(message)
         if acked is None:
+            if message[:1] == wire.LANE_REFUSED:  # the refusal, before the status that ends the call
+                raise _refusal(message)
             return message
         window.ack(acked)
         progress.update(window.acked)

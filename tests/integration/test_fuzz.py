@@ -199,6 +199,8 @@ class LiveReceiver:
                     answers.append(await call.read())
                     if answers[-1] is grpc.aio.EOF:
                         return await self._status(call)
+                    if answers[-1][:1] == wire.LANE_REFUSED:  # refused: its frame, then the status
+                        return await self._status(call)
                     if wire.decode_ack(answers[-1]) is None:
                         assert answers[-1] == b"duplicate", answers
                         return answers[-1]

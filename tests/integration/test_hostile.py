@@ -160,6 +160,8 @@ async def stream(address, frames, timeout=20):
             first = await call.read()
             if first is grpc.aio.EOF:
                 return await call.code(), await call.details()
+            if first[:1] == wire.LANE_REFUSED:  # refused: its frame, then the same status
+                return await call.code(), await call.details()
             if wire.decode_ack(first) is None:
                 return first
             for frame in frames[1:]:

@@ -226,6 +226,23 @@ def test_values_nobody_consumes_stop_at_max_buffered_bytes_and_honest_pushes_wai
     with_bob(test, chunk_size_in_bytes=1024, max_buffered_bytes=CAP, timeout_in_ms=1500)
 
 
+@pytest.mark.parametrize("size", [200_000, 8 << 20])
+def test_a_refused_push_whose_first_window_went_with_its_header_fails_with_the_receivers_status(size):
+    # The sender does not wait for admission before its first window, so the refusal meets data
+    # on the way (all of it, or writes held by gRPC's flow control, which make gRPC report INTERNAL
+    # instead of the status): the receiver's refusal frame still decides, at the first try.
+    async def test(sender, receiver, address):
+        with pytest.raises(FedSendError, match=r"RESOURCE_EXHAUSTED: a value that needs \d+ bytes at party "
+                                               r"'bob' .* exceeds its max_buffered_bytes=100000"):
+            await sender.send("bob", "1:0", "f@alice#1", ready(np.zeros(size, np.uint8)))
+        assert sender.meter.snapshot()["bob"]["retries"] == 0
+        with pytest.raises(FedRemoteError, match="exceeds its max_buffered_bytes"):  # only the notice is held
+            await receiver.get("alice", "1:0", "f@alice#1")
+        assert receiver.counts()["buffered_bytes"] == 0
+
+    with_bob(test, chunk_size_in_bytes=1024 if size < 1 << 20 else 1 << 20, max_buffered_bytes=100_000)
+
+
 def test_get_many_returns_the_values_in_order_or_the_first_error():
     async def test(sender, receiver, address):
         both = asyncio.ensure_future(

@@ -33,6 +33,15 @@ async def open_push(alice, head: wire.Header) -> link.OutStream:
     return stream
 
 
+async def refusal(stream: link.OutStream) -> link.LinkError:
+    """A refused push's answers: its refusal frame, then the same refusal as the call's status."""
+    _, (code, text, no_room) = wire.decode_lane_answer(await stream.read())
+    with pytest.raises(link.LinkError) as status:
+        await stream.read()
+    assert (status.value.code, status.value.details, status.value.no_room) == (code, text, no_room)
+    return status.value
+
+
 def test_a_push_shows_its_sender_is_alive():
     async def test(alice, bob):
         assert bob.receiver.heard_from(["alice"]) == []
@@ -57,11 +66,9 @@ def test_a_second_push_of_a_value_being_received_is_told_to_try_again():
     async def test(alice, bob):
         first = await open_push(alice, header("1:0", 50_000))
         assert wire.decode_ack(await first.read()) == 0  # admitted; its data has not come yet
-        second = await open_push(alice, header("1:0", 50_000))
-        with pytest.raises(link.LinkError) as refused:
-            await second.read()
-        assert refused.value.code == "UNAVAILABLE" and not refused.value.no_room
-        assert refused.value.details == "a push of this value is already being received"
+        refused = await refusal(await open_push(alice, header("1:0", 50_000)))
+        assert refused.code == "UNAVAILABLE" and not refused.no_room
+        assert refused.details == "a push of this value is already being received"
         first.cancel()
 
     run(test)
@@ -81,16 +88,14 @@ def test_a_push_without_room_now_waits_for_room_and_one_over_the_cap_is_refused_
     async def test(alice, bob):
         first = await open_push(alice, FIRST)
         assert wire.decode_ack(await first.read()) == 0  # admitted: it holds its room
-        with pytest.raises(link.LinkError) as later:
-            await (await open_push(alice, SECOND)).read()
-        assert later.value.code == "UNAVAILABLE" and later.value.no_room
-        assert f"already holds {cost(FIRST)} bytes" in later.value.details
-        assert "Try again after it consumes some" in later.value.details
-        with pytest.raises(link.LinkError) as too_large:
-            await (await open_push(alice, HUGE)).read()
-        assert too_large.value.code == "RESOURCE_EXHAUSTED" and not too_large.value.no_room
-        assert f"needs {cost(HUGE)} bytes" in too_large.value.details
-        assert f"exceeds its max_buffered_bytes={CAP}" in too_large.value.details
+        later = await refusal(await open_push(alice, SECOND))
+        assert later.code == "UNAVAILABLE" and later.no_room
+        assert f"already holds {cost(FIRST)} bytes" in later.details
+        assert "Try again after it consumes some" in later.details
+        too_large = await refusal(await open_push(alice, HUGE))
+        assert too_large.code == "RESOURCE_EXHAUSTED" and not too_large.no_room
+        assert f"needs {cost(HUGE)} bytes" in too_large.details
+        assert f"exceeds its max_buffered_bytes={CAP}" in too_large.details
         first.cancel()
 
     run(test, max_buffered_bytes=CAP)

@@ -132,6 +132,40 @@ def test_a_push_never_has_more_than_its_window_unacknowledged(window):
     run(test, chunk_size_in_bytes=CHUNK, inflight_window_in_bytes=window)
 
 
+def test_a_push_sends_its_first_window_behind_the_header_without_waiting_to_be_admitted():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        net().fault(bob.address).read_delay = 0.3  # bob reads the header 0.3 s after it was written
+        push = asyncio.ensure_future(alice.sender.send("bob", "1:0", "f@alice#1",
+                                                       ready(np.arange(16 * CHUNK, dtype=np.uint8))))
+        await asyncio.sleep(0.15)  # bob has not admitted it yet: a round trip on a long link
+        assert net().peak_unread[bob.address] >= 4 * CHUNK  # the window went with the header
+        net().fault(bob.address).read_delay = 0
+        await asyncio.wait_for(push, 5)
+
+    run(test, chunk_size_in_bytes=CHUNK, inflight_window_in_bytes=4 * CHUNK)
+
+
+def test_after_no_room_a_push_sends_data_only_once_admitted_so_asking_again_costs_no_window():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        first = np.zeros(3000, np.uint8)
+        await alice.sender.send("bob", "1:0", "f@alice#1", ready(first))  # holds bob's room
+        value = np.ones(8 * CHUNK, np.uint8)
+        second = asyncio.ensure_future(alice.sender.send("bob", "2:0", "g@alice#2", ready(value)))
+        while alice.sender.meter.snapshot()["bob"]["retries"] < 1:  # the first try was refused: no room
+            await asyncio.sleep(0.01)
+        net().peak_unread.clear()
+        while alice.sender.meter.snapshot()["bob"]["retries"] < 3:  # two more tries, refused too
+            await asyncio.sleep(0.01)
+        assert net().peak_unread[bob.address] < CHUNK  # each wrote its header and no data
+        await bob.receiver.get("alice", "1:0", "f@alice#1")  # room frees
+        await asyncio.wait_for(second, 5)
+        np.testing.assert_array_equal(await bob.receiver.get("alice", "2:0", "g@alice#2"), value)
+
+    run(test, chunk_size_in_bytes=CHUNK, inflight_window_in_bytes=4 * CHUNK, max_buffered_bytes=16_000)  # one of them
+
+
 def test_a_failed_task_reaches_the_peer_as_its_error():
     async def test(p):
         alice, bob = p["alice"], p["bob"]
@@ -166,6 +200,8 @@ def test_a_push_that_stalls_gives_back_its_room_after_timeout_in_ms():
         assert wire.decode_ack(await stream.read()) == 0  # admitted
         assert bob.receiver.stats()["waiting_bytes"] > 50_000
         started = now()
+        code, text, _ = wire.decode_lane_answer(await stream.read())[1]  # the refusal frame, then its status
+        assert code == "DEADLINE_EXCEEDED" and text.startswith("no data for 0.5 s")
         with pytest.raises(link.LinkError, match="DEADLINE_EXCEEDED: no data for 0.5 s"):
             await stream.read()
         assert 0.4 < elapsed(started) < 1.5
