@@ -21,10 +21,12 @@ _NEVER_RETRIED = frozenset({"OK", "INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_D
 _RETRY_KEYS = ("maxAttempts", "initialBackoff", "maxBackoff", "backoffMultiplier", "retryableStatusCodes")
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)s$")
 # Channel options fed sets itself: message sizes follow its chunks and caps, metadata its identity
-# proofs, streams and pings its receiver's bounds, and a port is never shared.
+# proofs, streams and pings its receiver's bounds, HTTP/2 flow control its push window, and a port
+# is never shared.
 FED_OWNED_OPTIONS = frozenset({"grpc.max_send_message_length", "grpc.max_receive_message_length",
                                "grpc.max_metadata_size", "grpc.so_reuseport", "grpc.max_concurrent_streams",
-                               "grpc.http2.max_ping_strikes", "grpc.ssl_target_name_override"})
+                               "grpc.http2.max_ping_strikes", "grpc.ssl_target_name_override",
+                               "grpc.http2.bdp_probe", "grpc.http2.lookahead_bytes"})
 
 
 @dataclass(frozen=True)

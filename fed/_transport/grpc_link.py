@@ -68,17 +68,24 @@ def common_options(chunk_size: int) -> list[tuple[str, int | str]]:
     ]
 
 
-def server_options(chunk_size: int, max_header: int,
+def server_options(chunk_size: int, max_header: int, window: int,
                    user: Sequence[tuple[str, int | str]] = ()) -> list[tuple[str, int | str]]:
     """The receiver's server: common options; any rate of HTTP/2 pings from clients is fine (a
     peer's liveness channel pings often; by default gRPC would close it for too many pings); a
     message is at most one chunk and a header, and a connection has at most ``_MAX_STREAMS``
-    streams, which bounds what gRPC buffers for a peer before fed sees it. ``user``: the job's
-    ``grpc_channel_options``, less those fed sets itself."""
+    streams. Each stream's HTTP/2 window is fixed at one push window (``window``, the sender's
+    ``inflight_window_in_bytes``) plus one message, with gRPC's BDP probing off: a push then never
+    waits on HTTP/2 flow control before its own window, and what gRPC buffers for a stream before
+    fed reads it is at most that. (With probing on, gRPC sizes the window from round trips it
+    measures: after a fast phase it stays small for seconds on a long link, and it may grow to
+    2 GiB a stream.) ``user``: the job's ``grpc_channel_options``, less those fed sets itself."""
     options = {**dict(common_options(chunk_size)), **dict(applied_options(user)[0])}
-    options["grpc.max_receive_message_length"] = chunk_size + max_header + 64 * 1024
+    message = chunk_size + max_header + 64 * 1024
+    options["grpc.max_receive_message_length"] = message
     options["grpc.max_concurrent_streams"] = _MAX_STREAMS
     options["grpc.http2.max_ping_strikes"] = 0
+    options["grpc.http2.bdp_probe"] = 0
+    options["grpc.http2.lookahead_bytes"] = min(window + message, 2**31 - 1)
     return list(options.items())
 
 
@@ -152,6 +159,7 @@ class GrpcServer:
         comm = config.comm
         self._prover = Prover(config.tls.cert, config.tls.key, config.job_name, config.party) if config.tls else None
         self._server = grpc.aio.server(options=server_options(comm.chunk_size_in_bytes, wire.MAX_HEADER_BYTES,
+                                                              comm.inflight_window_in_bytes,
                                                               comm.grpc_channel_options))
         self._server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {
             **{method: grpc.stream_stream_rpc_method_handler(self._streamed(link.handler(inbox, method), True))

@@ -131,14 +131,15 @@ class Inbox:
             if header is None:
                 return b"duplicate"
             try:
-                await stream.send(wire.encode_ack(0))  # admitted: the sender may send data now
+                await _acknowledge(stream, 0, self._patience)  # admitted: the sender may send data now
                 payload = await _assemble(stream, header.total_size, self._patience)
                 return await self._store(header, payload)
             except BaseException:
                 self._box.release((header.src, header.object_id))
                 raise
         except Refused as refused:
-            await _tell_refusal(stream, refused, self._patience)
+            if not isinstance(refused, _AcksUnread):  # a frame would wait as the acks did
+                await _tell_refusal(stream, refused, self._patience)
             raise self._refuse(refused, caller) from None
 
     async def on_push_whole(self, request: bytes, caller: Caller) -> bytes:
@@ -316,6 +317,22 @@ async def _next_frame(stream: InStream, patience: float) -> bytes | None:
                       f"no data for {patience:g} s: the push gave back what it held") from None
 
 
+class _AcksUnread(Refused):
+    def __init__(self, patience: float) -> None:
+        super().__init__(Refusal.STALLED, f"acknowledgements not read for {patience:g} s: "
+                                          "the push gave back what it held")
+
+
+async def _acknowledge(stream: InStream, offset: int, patience: float) -> None:
+    """Tell the sender ``offset`` payload bytes arrived. While a sender does not read its acks this
+    receiver does not read its stream either (and gRPC holds up to one HTTP/2 window of it), so a
+    push whose ack is not taken within ``patience`` s is ended and gives back its room."""
+    try:
+        await asyncio.wait_for(stream.send(wire.encode_ack(offset)), patience)
+    except asyncio.TimeoutError:
+        raise _AcksUnread(patience) from None
+
+
 async def _assemble(stream: InStream, total: int, patience: float) -> memoryview:
     """Copy the payload chunks into one buffer of the declared size, acknowledging each one.
 
@@ -335,7 +352,7 @@ async def _assemble(stream: InStream, total: int, patience: float) -> memoryview
             raise Refused(Refusal.MALFORMED, f"payload longer than the declared {total} bytes")
         view[offset:end] = chunk
         offset = end
-        await stream.send(wire.encode_ack(offset))
+        await _acknowledge(stream, offset, patience)
     if offset != total:
         raise Refused(Refusal.MALFORMED, f"truncated payload: {offset} of {total} declared bytes")
     return view

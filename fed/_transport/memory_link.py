@@ -32,6 +32,7 @@ class Fault:
     cut_after: int | None = None  # the next ``cuts`` streams that carry this many bytes break (INTERNAL)
     cuts: int = 1
     read_delay: float = 0.0       # the receiver reads each frame of a stream this many seconds late
+    unread: bool = False          # the sender reads nothing the receiver sends: its sends wait
     impostor: bool = False        # the server there cannot prove it is the party
 
 
@@ -157,6 +158,8 @@ class _Served:
         return frame
 
     async def send(self, frame: bytes) -> None:
+        if self._stream._net.faults.get(self._stream._address, Fault()).unread:
+            await asyncio.Event().wait()  # as a gRPC write to a full HTTP/2 window
         self._stream._to_client.put_nowait(frame)
 
 

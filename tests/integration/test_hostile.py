@@ -367,6 +367,36 @@ def test_pushes_that_stall_after_their_header_give_their_room_back(bob):
     bob.assert_intact(0)
 
 
+def test_a_push_whose_acks_are_not_read_ends_and_gives_its_room_back(bob):
+    # One ack per frame; with tiny frames and nothing read, the client's HTTP/2 window (64 KiB,
+    # probing off) fills, bob's next ack waits, and bob reads no more of the stream meanwhile.
+    # Bob ends the push after timeout_in_ms (2 s). (The client learns it only when it reads: the
+    # status waits behind the acks it has not taken.)
+    address = bob.addrs["bob"]
+    total, frame = 256 << 10, 16
+
+    async def main():
+        async with grpc.aio.insecure_channel(address, options=[("grpc.http2.bdp_probe", 0)]) as channel:
+            call = channel.stream_stream(grpc_link.PUSH_METHOD)(timeout=60)
+            await call.write(header([total], object_id="deaf:0"))
+            for _ in range(0, total, frame):
+                await call.write(bytes(frame))
+            held = bob.stats()["waiting_bytes"]
+            started = time.monotonic()
+            while bob.stats()["waiting_bytes"] >= total and time.monotonic() - started < 20:
+                await asyncio.sleep(0.1)
+            seconds = time.monotonic() - started
+            call.cancel()
+            return held, seconds
+
+    refused = bob.stats()["refused"]
+    held, seconds = asyncio.run(main())
+    assert held >= total  # admitted, then its acks waited
+    assert seconds < 6, seconds  # its room came back while the client still read nothing
+    assert bob.stats()["waiting_bytes"] < total and bob.stats()["refused"] == refused + 1
+    bob.assert_intact(0)
+
+
 def test_a_slow_decode_does_not_stop_the_receiver_answering_pings(tmp_path):
     # About 15 MB of records full of small tuples: seconds of decoding, done in records of 256 KiB
     # beside the event loop. (Under a 64 MiB cap such a value is refused outright: what a value

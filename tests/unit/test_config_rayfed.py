@@ -41,7 +41,7 @@ def test_grpc_channel_options_reach_channels_and_server_except_those_fed_sets_it
     kept, owned = applied_options(comm.grpc_channel_options)
     assert kept == [("grpc.primary_user_agent", "x/1"), ("grpc.enable_retries", 0)]
     assert owned == ["grpc.max_receive_message_length"]
-    server = dict(grpc_link.server_options(4 << 20, 1 << 20, comm.grpc_channel_options))
+    server = dict(grpc_link.server_options(4 << 20, 1 << 20, 32 << 20, comm.grpc_channel_options))
     assert server["grpc.primary_user_agent"] == "x/1"
     assert server["grpc.max_receive_message_length"] < 1 << 30  # fed's bound on what a peer sends holds
 

@@ -210,6 +210,27 @@ def test_a_push_that_stalls_gives_back_its_room_after_timeout_in_ms():
     run(test, timeout_in_ms=500)
 
 
+def test_a_push_whose_sender_reads_no_acks_gives_back_its_room_after_timeout_in_ms():
+    # While its ack waits, the receiver reads nothing more of the stream (gRPC would hold up to an
+    # HTTP/2 window of it): the push ends after timeout_in_ms, without a refusal frame that would
+    # wait the same way.
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        net().fault(bob.address).unread = True
+        stream = await alice.sender._link.connect("bob").stream(link.PUSH, 1)
+        head = wire.Header("j", "alice", "bob", "1:0", "f@alice#1", "fed", (50_000,))
+        await stream.write(wire.encode_header(head))
+        await asyncio.sleep(0.2)
+        assert bob.receiver.stats()["waiting_bytes"] > 50_000  # admitted; its ack is not taken
+        started = now()
+        with pytest.raises(link.LinkError, match="DEADLINE_EXCEEDED: acknowledgements not read for 0.5 s"):
+            await stream.read()
+        assert 0.2 < elapsed(started) < 1.5
+        assert bob.receiver.stats()["waiting_bytes"] == 0
+
+    run(test, timeout_in_ms=500)
+
+
 def test_a_peer_that_never_listens_fails_the_push_after_timeout_in_ms():
     async def test(p):
         started = now()
