@@ -3,6 +3,7 @@ time after it arrived, both ways, pipelined, with an optional rate cap.
 
     with DelayLine("127.0.0.1:5001") as line:     # listens on line.address, forwards to the target
         line.set(rtt=0.2, rate=100e6)              # 100 ms each way, at most 100 MB/s each way
+        line.set(rtt=0.2, window=32 << 20)         # and as TCP with a 32 MiB window end to end
 
 Each direction is a queue of timestamped pieces: a reader puts what arrives on the queue with the
 time it is due (``arrival + rtt / 2``; with a cap, when the piece has finished crossing a link of
@@ -11,6 +12,15 @@ flight at once, as on a long link; a sleep per piece would instead cap the rate 
 delay. The line holds what is in flight on its link (with a cap: ``rate * rtt / 2``; without:
 at most ``UNCAPPED_HOLD``) plus a bottleneck's queue of ``QUEUE`` bytes, and stops reading beyond
 that, so a sender faster than the cap is held back by TCP, as by a real bottleneck.
+
+The line ends the TCP connections on both sides (a split proxy), so by itself it does not make a
+raw socket's sender wait a round trip for acknowledgements as a TCP connection across a real long
+link does: through it, raw TCP moves as fast at 200 ms as at 0 ms, while a protocol with its own
+acknowledgements (HTTP/2's windows, fed's window) pays each round trip. With ``window`` set, the
+line also plays TCP's end-to-end window: a piece counts from when it is read until its
+acknowledgement would be back (delivered plus ``rtt / 2``), and the line reads no more while
+``window`` bytes count; every connection through it, raw or not, then moves at most ``window``
+bytes a round trip, as across a real link whose hosts' TCP buffers allow that much.
 
 The line runs in a process of its own (its own GIL: forwarding a GB/s costs a core), started and
 stopped by the ``DelayLine`` object; ``set`` applies to pieces that arrive after it.
@@ -36,9 +46,10 @@ class DelayLine:
         self._process = ctx.Process(target=_main, args=(host, int(port), rtt, rate, child_end), daemon=True)
         self.address = ""
 
-    def set(self, rtt: float, rate: float | None = None) -> None:
-        """Round-trip delay ``rtt`` seconds and at most ``rate`` bytes a second each way (None: no cap)."""
-        self._control.send((rtt, rate))
+    def set(self, rtt: float, rate: float | None = None, window: int | None = None) -> None:
+        """Round-trip delay ``rtt`` seconds, at most ``rate`` bytes a second each way (None: no cap)
+        and at most ``window`` bytes unacknowledged each way (None: as many as the line holds)."""
+        self._control.send((rtt, rate, window))
         self._control.recv()
 
     def __enter__(self) -> DelayLine:
@@ -70,11 +81,18 @@ class _Link:
         rate = self._shared["rate"]
         return (int(rate * self._shared["rtt"] / 2) if rate else UNCAPPED_HOLD) + QUEUE
 
+    def window(self) -> int | None:
+        return self._shared["window"]
+
+    def back(self) -> float:
+        """Seconds from a piece's delivery until its acknowledgement would be back."""
+        return self._shared["rtt"] / 2
+
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link) -> None:
     loop = asyncio.get_running_loop()
     queue: collections.deque[tuple[float, bytes]] = collections.deque()
-    state = {"held": 0}
+    state = {"held": 0, "unacked": 0}
     arrived, room = asyncio.Event(), asyncio.Event()
 
     async def deliver() -> None:
@@ -92,7 +110,16 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link
             writer.write(data)
             state["held"] -= len(data)
             room.set()
+            loop.call_later(link.back(), acknowledged, len(data))
             await writer.drain()
+
+    def acknowledged(n: int) -> None:
+        state["unacked"] -= n
+        room.set()
+
+    def full() -> bool:
+        window = link.window()
+        return state["held"] > link.holds() or (window is not None and state["unacked"] >= window)
 
     delivering = asyncio.ensure_future(deliver())
     try:
@@ -103,7 +130,8 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link
             if not data:
                 break
             state["held"] += len(data)
-            while state["held"] > link.holds():
+            state["unacked"] += len(data)
+            while full():
                 room.clear()
                 await room.wait()
         await delivering
@@ -132,7 +160,7 @@ async def _serve(target: tuple[str, int], shared: dict, client_r: asyncio.Stream
 
 
 def _main(host: str, port: int, rtt: float, rate: float | None, control: Connection) -> None:
-    shared = {"rtt": rtt, "rate": rate}
+    shared = {"rtt": rtt, "rate": rate, "window": None}
 
     async def run() -> None:
         server = await asyncio.start_server(lambda r, w: _serve((host, port), shared, r, w), "127.0.0.1", 0,
@@ -140,7 +168,7 @@ def _main(host: str, port: int, rtt: float, rate: float | None, control: Connect
         control.send(server.sockets[0].getsockname()[1])
         loop = asyncio.get_running_loop()
         while True:
-            shared["rtt"], shared["rate"] = await loop.run_in_executor(None, control.recv)
+            shared["rtt"], shared["rate"], shared["window"] = await loop.run_in_executor(None, control.recv)
             control.send(True)
 
     asyncio.run(run())

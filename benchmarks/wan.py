@@ -1,7 +1,7 @@
 """A push across a long link: fed's 200 MB push against raw TCP through the same delay line.
 
     python benchmarks/wan.py [--size 200MB] [--rtts 0,50,200] [--rates none,100MB] [--repeats 3]
-                             [--window BYTES] [--chunk BYTES]
+                             [--window BYTES] [--chunk BYTES] [--tcp-window BYTES]
 
 Alice and bob are two processes, each with its own Ray (``address='local'``); each reaches the
 other only through a delay line (``delay_line.py``: every piece delivered ``rtt / 2`` later, both
@@ -12,8 +12,10 @@ another over a plain socket through a delay line with the same settings, and the
 one byte back (``raw``): each side pays one round trip on top of the bytes.
 
 Both parties stay up for the whole run (their connections too, as in a long job); the lines'
-settings change between sends. Memory is each party's peak private memory (``anon``, every
-process of its session) during the send, over the level just before it.
+settings change between sends. With ``--tcp-window`` the lines also play TCP's end-to-end window
+(see ``delay_line.py``: by itself the line lets a raw socket ignore the round trip). Memory is
+each party's peak private memory (``anon``, every process of its session) during the send, over
+the level just before it.
 """
 
 from __future__ import annotations
@@ -143,13 +145,14 @@ def run(opts: argparse.Namespace, settings: list[tuple[float, float | None]]) ->
             alice = procs["alice"]
             print(f"{opts.size / 1e6:.0f} MB a send; chunk {opts.comm.get('chunk_size_in_bytes', 'default')}, "
                   f"window {opts.comm.get('inflight_window_in_bytes', 'default')}, "
-                  f"gRPC options {opts.comm.get('grpc_channel_options', 'default')}")
+                  f"gRPC options {opts.comm.get('grpc_channel_options', 'default')}, "
+                  f"TCP window {opts.tcp_window or 'none'}")
             print(f"{'rtt ms':>6} {'cap MB/s':>8} {'fed s':>7} {'fed MB/s':>8} {'raw MB/s':>8} {'ratio':>6} "
                   f"{'alice anon MB':>13} {'bob anon MB':>11}")
             for k, (rtt, rate) in enumerate([(0.0, None), *settings]):
                 _expect(alice, "READY")
                 for line in lines:
-                    line.set(rtt, rate)
+                    line.set(rtt, rate, opts.tcp_window)
                 alice.stdin.write("go\n")
                 alice.stdin.flush()
                 result = json.loads(_expect(alice, "RESULT ")[7:])
@@ -190,12 +193,15 @@ def main() -> None:
     parser.add_argument("--chunk", help="cross_silo_comm chunk_size_in_bytes")
     parser.add_argument("--grpc-options", help="cross_silo_comm grpc_channel_options as JSON, e.g. "
                         "'[[\"grpc.http2.bdp_probe\", 0]]'")
+    parser.add_argument("--tcp-window", help="bytes the lines let be unacknowledged each way, as TCP's window")
     parser.add_argument("--party")
     parser.add_argument("--addresses")
     parser.add_argument("--sends", type=int)
     parser.add_argument("--comm")
     opts = parser.parse_args()
     opts.size = int(opts.size) if opts.size.isdigit() else parse_size(opts.size)
+    if opts.tcp_window:
+        opts.tcp_window = int(opts.tcp_window) if opts.tcp_window.isdigit() else parse_size(opts.tcp_window)
     if opts.party:
         return party_main(opts.party, json.loads(opts.addresses), opts.size, opts.sends, json.loads(opts.comm))
     opts.comm = {key: (int(v) if v.isdigit() else parse_size(v))
