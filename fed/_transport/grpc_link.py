@@ -147,7 +147,12 @@ class _Served:
             return None
 
     async def send(self, frame: bytes) -> None:
-        await self._context.write(frame)
+        try:
+            await self._context.write(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - gRPC's error for a call that is gone is not public API
+            raise link.Broken(f"the stream is gone ({type(exc).__name__})") from exc
 
 
 class GrpcServer:
@@ -192,6 +197,8 @@ class GrpcServer:
             caller = await self._begin(context)
             try:
                 answer = await handle(_Served(requests, context), caller)
+            except link.Broken:  # the connection broke: no one to answer
+                return None
             except Refused as refused:
                 await _abort(context, refused)
             except Exception as exc:  # noqa: BLE001 - a bug here: the peer learns nothing of it

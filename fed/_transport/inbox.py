@@ -14,8 +14,6 @@ import asyncio
 import concurrent.futures
 import logging
 
-import numpy as np
-
 from fed._config import FedConfig
 from fed._exceptions import FedError, FedRemoteError
 from fed._security.untrusted import clip
@@ -24,10 +22,11 @@ from fed._serialization.policy import make_policy
 from fed._transport import wire
 from fed._transport.admission import check_header, check_source, describe, holding_cost
 from fed._transport.call_log import CallLog
-from fed._transport.link import Caller, InStream, Refusal, Refused, internal_error
+from fed._transport.link import Broken, Caller, InStream, Refusal, Refused, internal_error
 from fed._transport.liveness import Gone, PeerWatch, calls_answer, ping_answer
 from fed._transport.mailbox import Arrived, Mailbox, NoRoom
 from fed._transport.metrics import Meter
+from fed._transport.partials import Partial, Partials
 from fed._transport.pushed import Pushed
 
 logger = logging.getLogger("fed.receiver")
@@ -58,6 +57,7 @@ class Inbox:
         self._decoding = {peer: asyncio.Semaphore(DECODERS_PER_PEER) for peer in config.peers}
         self._inline = not self._policy.types.by_name and not self._policy.unsafe
         self._ending: asyncio.Future | None = None  # done once lanes are to end (``end_lanes``)
+        self._partials = Partials(comm.timeout_in_ms / 1000, box.release)  # broken pushes, to resume
         self.lanes = 0  # lanes being served now
         self.refused = 0  # pushes and requests refused, from any peer
 
@@ -76,6 +76,7 @@ class Inbox:
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False, cancel_futures=True)
+        self._partials.close()
 
     def _refuse(self, refused: Refused, caller: Caller) -> Refused:
         """Count and log a refused message (bounded, escaped); the link ends its call with fed's own words."""
@@ -127,15 +128,33 @@ class Inbox:
             first = await _next_frame(stream, self._patience)
             if first is None:
                 raise Refused(Refusal.MALFORMED, "empty push: no header frame")
-            header = self._admit(first, caller)
+            header = self._admit(first, caller, resumes=True)
             if header is None:
                 return b"duplicate"
+            key = (header.src, header.object_id)
+            push = self._partials.take(key)
+            if push is None:
+                push = Partial.empty(header)
+            else:
+                logger.info("push of %s from %s resumes at byte %d", describe(header), header.src, push.offset)
             try:
-                await _acknowledge(stream, 0, self._patience)  # admitted: the sender may send data now
-                payload = await _assemble(stream, header.total_size, self._patience)
+                # admitted: the sender may send data now, from where a broken try of it got to
+                await _acknowledge(stream, push.offset, self._patience)
+                payload = await _assemble(stream, push, self._patience)
                 return await self._store(header, payload)
+            except (asyncio.CancelledError, _Truncated, Broken):
+                # The connection broke: the stream ended early, an ack found it gone, or the
+                # handler was cancelled (or the server stops). What arrived is kept for the
+                # sender's next try.
+                if push.offset:
+                    logger.info("push of %s from %s broke after %d of %d bytes; kept for its next try",
+                                describe(header), header.src, push.offset, header.total_size)
+                    self._partials.keep(key, push)
+                else:
+                    self._box.release(key)
+                raise
             except BaseException:
-                self._box.release((header.src, header.object_id))
+                self._box.release(key)
                 raise
         except Refused as refused:
             if not isinstance(refused, _AcksUnread):  # a frame would wait as the acks did
@@ -230,11 +249,13 @@ class Inbox:
         """Seconds a push may go without a frame before it gives back what it holds."""
         return self._config.comm.timeout_in_ms / 1000
 
-    def _admit(self, frame: bytes, caller: Caller) -> wire.Header | None:
+    def _admit(self, frame: bytes, caller: Caller, resumes: bool = False) -> wire.Header | None:
         """The push's header if this party takes it, None for a duplicate; else ``Refused``.
 
         A taken push holds what it costs (``holding_cost``: payload, decoded growth, header, slot)
-        until its value is handed out or the push fails (``Mailbox.release``).
+        until its value is handed out or the push fails (``Mailbox.release``). With ``resumes``
+        (a streamed push), a header that resumes a broken push of the same value is taken with
+        the room that push still holds (``Partials``).
         """
         header = _control(wire.decode_header, frame)
         check_header(self._config, header, caller.names)
@@ -244,6 +265,8 @@ class Inbox:
             logger.info("duplicate push of %s from %s dropped", describe(header), header.src)
             self._meter.add(header.src, duplicates=1)
             return None
+        if resumes and self._partials.resumable(key, header):
+            return header
         if self._box.receiving(key):
             raise Refused(Refusal.BUSY, "a push of this value is already being received")
         try:
@@ -317,6 +340,11 @@ async def _next_frame(stream: InStream, patience: float) -> bytes | None:
                       f"no data for {patience:g} s: the push gave back what it held") from None
 
 
+class _Truncated(Refused):
+    def __init__(self, got: int, total: int) -> None:
+        super().__init__(Refusal.MALFORMED, f"truncated payload: {got} of {total} declared bytes")
+
+
 class _AcksUnread(Refused):
     def __init__(self, patience: float) -> None:
         super().__init__(Refusal.STALLED, f"acknowledgements not read for {patience:g} s: "
@@ -333,26 +361,21 @@ async def _acknowledge(stream: InStream, offset: int, patience: float) -> None:
         raise _AcksUnread(patience) from None
 
 
-async def _assemble(stream: InStream, total: int, patience: float) -> memoryview:
-    """Copy the payload chunks into one buffer of the declared size, acknowledging each one.
-
-    The buffer is ``numpy.empty``: its pages are not zeroed before data lands, and being private
-    memory (huge pages where the kernel allows) Ray copies the value out of it into the object
-    store about twice as fast as out of a shared mapping. A push that sends nothing for
-    ``patience`` s (``timeout_in_ms``) is ended, and gives back the room it held.
-    """
-    view = memoryview(np.empty(total, dtype=np.uint8)).cast("B")
-    offset = 0
+async def _assemble(stream: InStream, push: Partial, patience: float) -> memoryview:
+    """Copy the payload chunks into the push's buffer from ``push.offset`` on, acknowledging each
+    one. A push that sends nothing for ``patience`` s (``timeout_in_ms``) is ended, and gives back
+    the room it held."""
+    total = push.header.total_size
     while True:
         chunk = await _next_frame(stream, patience)
         if chunk is None:
             break
-        end = offset + len(chunk)
+        end = push.offset + len(chunk)
         if end > total:
             raise Refused(Refusal.MALFORMED, f"payload longer than the declared {total} bytes")
-        view[offset:end] = chunk
-        offset = end
-        await _acknowledge(stream, offset, patience)
-    if offset != total:
-        raise Refused(Refusal.MALFORMED, f"truncated payload: {offset} of {total} declared bytes")
-    return view
+        push.view[push.offset:end] = chunk
+        push.offset = end
+        await _acknowledge(stream, end, patience)
+    if push.offset != total:
+        raise _Truncated(push.offset, total)
+    return push.view

@@ -102,6 +102,11 @@ class Refused(Exception):
         return self.public if self.detail is None else f"{self.public} ({self.detail})"
 
 
+class Broken(Exception):
+    """The serving end's stream is gone under it (the connection broke): nothing more can be sent
+    or read, and there is no one to answer."""
+
+
 def internal_error(exc: Exception, caller: Caller) -> Refused:
     """What the sender learns of an unexpected error while serving its call: that it happened, no
     more (its text may hold what the peer sent). This party's log gets it, clipped."""
@@ -123,10 +128,11 @@ class InStream(Protocol):
     """The serving end of a push."""
 
     async def next(self) -> bytes | None:
-        """The next frame from the sender; None when it finished writing."""
+        """The next frame from the sender; None when it finished writing (or the connection broke:
+        a gRPC stream ends so, and then its handler is cancelled)."""
 
     async def send(self, frame: bytes) -> None:
-        """A frame to the sender (an ack)."""
+        """A frame to the sender (an ack); ``Broken`` if the stream is gone."""
 
 
 class Inbox(Protocol):

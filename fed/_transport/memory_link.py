@@ -45,6 +45,7 @@ class Network:
         self.claims: dict[str, frozenset[str]] = {}  # party -> the names its calls carry
         self.calls: dict[tuple[str, str], int] = {}  # (address, method) -> calls that reached the server
         self.peak_unread: dict[str, int] = {}        # address -> most bytes written to a stream, not yet read
+        self.carried: dict[str, int] = {}            # address -> bytes written to its streams, all told
 
     def fault(self, address: str) -> Fault:
         return self.faults.setdefault(address, Fault())
@@ -115,6 +116,7 @@ class _Stream:
         if self._broken is not None:
             raise self._broken
         self._carried += len(frame)
+        self._net.carried[self._address] = self._net.carried.get(self._address, 0) + len(frame)
         if self._net._cut(self._address, self._carried):
             raise self._break("connection cut")
         self._unread += len(frame)

@@ -244,9 +244,9 @@ class Sender:
             except ProofError as exc:
                 self.meter.add(dst, refusals=1)
                 raise self._impostor(dst, exc) from None
+            window.eager = False  # from now on a try asks to resume and sends data only once admitted
             if no_room:
                 answered = time.monotonic()
-                window.eager = False  # from now on a try sends data only once admitted
                 self._tell_no_room(dst, error)
                 wait, room_delay = room_delay, min(room_delay * 2, _ROOM_DELAY_MAX_S)
             else:

@@ -6,12 +6,15 @@ the header, without waiting for the receiver to admit it (its first ack): on a l
 wait would cost a round trip a push. A refused header still reaches the sender as the receiver's
 refusal: its refusal frame, then its status (what was sent of the window is dropped). A try after
 the receiver had no room waits for admission instead, so that a push waiting for room does not
-send a window each time it asks. The sender's retries and patience are ``sender``'s.
+send a window each time it asks. Such a try, and every try after a failed one, asks the receiver
+to resume (``Header.resume``): its first ack says how much of the value it kept from the broken
+try, and the data goes on from there. The sender's retries and patience are ``sender``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from fed._exceptions import FedSendError
@@ -24,7 +27,9 @@ async def push_streamed(connection: Connection, dst: str, header: wire.Header, s
                         chunk_size: int, patience: float, window: Window) -> None:
     """One try of a streamed push: the header, then chunks within the window (see ``Window``),
     written by one task while this one reads the receiver's acks and answer."""
-    window.restart()
+    window.restart(header.total_size)
+    if not window.eager:
+        header = dataclasses.replace(header, resume=True)
     # The link opens the stream once the server proved it is ``dst`` (ProofError, or
     # asyncio.TimeoutError after ``patience``): nothing of the value goes before.
     stream = await connection.stream(link.PUSH, patience)
@@ -44,9 +49,11 @@ async def push_streamed(connection: Connection, dst: str, header: wire.Header, s
 
 async def _write(stream: OutStream, head: bytes, segments: list[memoryview], chunk_size: int, window: Window) -> None:
     """The frames of a push: the header, then chunks with at most the window unacknowledged (and,
-    unless the attempt is eager, none before the receiver admits the header, its first ack)."""
+    unless the attempt is eager, none before the receiver admits the header, its first ack, which
+    also says where the data goes on from)."""
     await stream.write(head)
-    for chunk in wire.iter_payload(segments, chunk_size):
+    await window.admitted()
+    for chunk in wire.iter_payload(segments, chunk_size, window.start):
         await window.reserve(len(chunk))
         await stream.write(chunk)
     await stream.done_writing()
@@ -59,15 +66,18 @@ class Window:
         self.size = size
         self.sent = 0
         self.acked = 0
+        self.start = 0  # where this attempt's data begins: what the receiver kept of a broken one
+        self._total = 0
         self.last_progress = 0.0  # monotonic time of the last ack, over every attempt
         self.eager = True  # the next attempt sends its first window before the receiver admits it
         self._moved = asyncio.Event()
         self._admitted = asyncio.Event()
 
-    def restart(self) -> None:
-        """A new attempt: nothing sent or acknowledged, the receiver has not admitted the push yet
-        (data waits for that unless ``eager``)."""
-        self.sent = self.acked = 0
+    def restart(self, total: int) -> None:
+        """A new attempt of a push of ``total`` bytes: nothing sent or acknowledged, the receiver
+        has not admitted the push yet (data waits for that unless ``eager``)."""
+        self.sent = self.acked = self.start = 0
+        self._total = total
         if self.eager:
             self._admitted.set()
         else:
@@ -82,7 +92,14 @@ class Window:
             await self._moved.wait()
         self.sent += n
 
+    async def admitted(self) -> None:
+        await self._admitted.wait()
+
     def ack(self, received: int) -> None:
+        if not self._admitted.is_set():
+            # The admission of an attempt that waited for it: what the receiver kept of a broken
+            # attempt, where this one's data begins (within the value).
+            self.start = self.sent = self.acked = min(max(received, 0), self._total)
         # The receiver's count, kept within what was sent and never going back: a receiver that
         # acknowledged more than it got would open the window to the whole value.
         self.acked = min(max(received, self.acked), self.sent)

@@ -51,6 +51,7 @@ class Header:
     codec: str
     segments: tuple[int, ...]
     copied: tuple[int, ...] = ()  # segments the receiver copies out (bytes, str) instead of viewing
+    resume: bool = False  # a try after a broken one: continue where the receiver's first ack says
 
     @cached_property
     def total_size(self) -> int:
@@ -77,6 +78,8 @@ def encode_header(header: Header) -> bytes:
     body = {"job": header.job, "src": header.src, "dst": header.dst, "object_id": header.object_id,
             "fingerprint": header.fingerprint, "codec": header.codec, "segments": list(header.segments),
             "copied": list(header.copied)}
+    if header.resume:
+        body["resume"] = True
     return MAGIC + bytes([VERSION]) + json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -91,7 +94,7 @@ def decode_header(frame: bytes) -> Header:
         raise WireError(f"unsupported wire version; this party speaks version {VERSION}")
     body = loads(frame[5:], "header", MAX_HEADER_BYTES)
     fields = ("job", "src", "dst", "object_id", "fingerprint", "codec")
-    extra = set(body) - set(fields) - {"segments", "copied"}
+    extra = set(body) - set(fields) - {"segments", "copied", "resume"}
     if extra:
         raise WireError("unknown header fields")
     for name in fields:
@@ -121,7 +124,10 @@ def decode_header(frame: bytes) -> Header:
         or any(a >= b for a, b in zip(copied, copied[1:]))
     ):
         raise WireError("header field 'copied' must list segment numbers in increasing order")
-    return Header(**{k: body[k] for k in fields}, segments=tuple(segments), copied=tuple(copied))
+    resume = body.get("resume", False)
+    if type(resume) is not bool:
+        raise WireError("header field 'resume' must be true or false")
+    return Header(**{k: body[k] for k in fields}, segments=tuple(segments), copied=tuple(copied), resume=resume)
 
 
 def printable(text: Any, limit: int) -> bool:
@@ -157,20 +163,26 @@ def loads(frame: bytes | memoryview, what: str, limit: int = MAX_CONTROL_BYTES) 
     return body
 
 
-def iter_payload(segments: list[memoryview], chunk_size: int) -> Iterator[bytes]:
-    """The payload laid out by ``layout`` as chunks of ``chunk_size`` bytes (the last may be short).
+def iter_payload(segments: list[memoryview], chunk_size: int, start: int = 0) -> Iterator[bytes]:
+    """The payload laid out by ``layout`` from byte ``start`` on, as chunks of ``chunk_size`` bytes
+    (the last may be short).
 
-    Each chunk is copied once from the segments; the whole payload never exists in one piece.
+    Each chunk is copied once from the segments; the whole payload never exists in one piece, and
+    what lies before ``start`` is not read.
     """
     pending = bytearray()
-    end = 0
+    end = 0  # the payload offset just past the last segment
     for seg in segments:
         seg = seg.cast("B") if seg.format != "B" or seg.ndim != 1 else seg
-        pending += bytes(_align(end) - end)
+        previous, begin = end, _align(end)
+        end = begin + len(seg)
+        if end <= start:
+            continue
+        pending += bytes(max(0, begin - max(previous, start)))  # the padding before the segment
         while len(pending) >= chunk_size:
             yield bytes(pending[:chunk_size])
             del pending[:chunk_size]
-        pos = 0
+        pos = max(0, start - begin)
         while pos < len(seg):
             if not pending and len(seg) - pos >= chunk_size:
                 yield bytes(seg[pos:pos + chunk_size])
@@ -182,7 +194,6 @@ def iter_payload(segments: list[memoryview], chunk_size: int) -> Iterator[bytes]
             if len(pending) == chunk_size:
                 yield bytes(pending)
                 pending.clear()
-        end = _align(end) + len(seg)
     if pending:
         yield bytes(pending)
 

@@ -4,12 +4,14 @@ the peer what will not come. No sockets, no Ray: every failure is one the test s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
 from memory_parties import elapsed, net, now, parties, ready
 
 from fed._exceptions import FedRemoteError, FedSendError
+from fed._serialization import codec
 from fed._transport import link, wire
 
 CHUNK = 1024
@@ -42,7 +44,9 @@ def test_retries_stop_at_max_attempts_of_grpc_retry_policy_with_the_reason():
     async def test(p):
         alice, bob = p["alice"], p["bob"]
         fault = net().fault(bob.address)
-        fault.cut_after, fault.cuts = 4 * CHUNK, 100  # every stream of the value; not the notice
+        # every stream of the value, before its first chunk is through (so no try resumes with
+        # more than the one before); not the notice
+        fault.cut_after, fault.cuts = CHUNK // 2, 100
         started = now()
         with pytest.raises(FedSendError, match=r"INTERNAL: connection cut \(gave up after 3 tries: "
                                                r"grpc_retry_policy maxAttempts=3\)"):
@@ -208,6 +212,95 @@ def test_a_push_that_stalls_gives_back_its_room_after_timeout_in_ms():
         assert bob.receiver.stats()["waiting_bytes"] == 0
 
     run(test, timeout_in_ms=500)
+
+
+def test_a_push_cut_near_its_end_resumes_from_what_the_receiver_acknowledged():
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        value = np.arange(64 * CHUNK // 8, dtype=np.int64)  # 64 chunks
+        net().fault(bob.address).cut_after = 60 * CHUNK
+        await alice.sender.send("bob", "1:0", "f@alice#1", ready(value))
+        got = await asyncio.wait_for(bob.receiver.get("alice", "1:0", "f@alice#1"), 5)
+        assert np.array_equal(got, value)
+        assert net().calls[(bob.address, link.PUSH)] == 2
+        # The second try sent what was not acknowledged when the cut came: at most a window and a
+        # chunk again (4 + 1 chunks here, with two headers; from byte 0 it would be 60 chunks).
+        resent = net().carried[bob.address] - value.nbytes
+        assert 0 < resent <= 5 * CHUNK + 2048, resent / CHUNK
+        stats = bob.receiver.stats()
+        assert stats["waiting_bytes"] == 0 and stats["peers"]["alice"]["duplicates"] == 0
+
+    run(test, chunk_size_in_bytes=CHUNK, inflight_window_in_bytes=4 * CHUNK)
+
+
+def array_push(n: int) -> tuple[wire.Header, list[bytes]]:
+    """The header and data frames of a push of an array of ``n`` bytes."""
+    segments, copied = codec.encode(np.arange(n, dtype=np.uint8))
+    head = wire.Header("j", "alice", "bob", "1:0", "f@alice#1", "fed", tuple(len(s) for s in segments), copied)
+    return head, list(wire.iter_payload(segments, CHUNK))
+
+
+async def broken_push(alice, head: wire.Header, frames: list[bytes], how: str = "cancel") -> None:
+    """A push of ``head`` whose connection breaks once ``frames`` arrived: its call is cancelled,
+    or its stream ends early (as gRPC ends it at the receiver when the connection is cut)."""
+    stream = await alice.sender._link.connect("bob").stream(link.PUSH, 1)
+    await stream.write(wire.encode_header(head))
+    assert wire.decode_ack(await stream.read()) == 0
+    offset = 0
+    for frame in frames:
+        await stream.write(frame)
+        offset += len(frame)
+        assert wire.decode_ack(await stream.read()) == offset
+    if how == "cancel":
+        stream.cancel()
+        await asyncio.sleep(0.05)
+    else:
+        await stream.done_writing()
+        assert wire.decode_lane_answer(await stream.read())[1][1].startswith("truncated payload")
+
+
+@pytest.mark.parametrize("how", ["cancel", "end"])
+def test_a_broken_push_is_kept_for_timeout_in_ms_then_gives_back_its_room(how):
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        head, frames = array_push(8 * CHUNK)
+        await broken_push(alice, head, frames[:3], how)
+        assert bob.receiver.stats()["waiting_bytes"] > 8 * CHUNK  # kept, with the room it holds
+        await asyncio.sleep(0.7)
+        assert bob.receiver.stats()["waiting_bytes"] == 0
+
+    run(test, chunk_size_in_bytes=CHUNK, timeout_in_ms=500)
+
+
+@pytest.mark.parametrize("change, first_ack", [
+    ({}, 3 * CHUNK),                          # the same value, asking to resume: from where it broke
+    ({"resume": False}, "busy"),              # a try that does not ask to resume waits for the kept one
+    ({"fingerprint": "f@alice#2"}, "busy"),   # as does another value under the same id
+    ({"object_id": "2:0"}, 0),                # another id has nothing kept
+])
+def test_only_a_resuming_header_for_the_same_value_takes_what_a_broken_push_kept(change, first_ack):
+    async def test(p):
+        alice, bob = p["alice"], p["bob"]
+        head, frames = array_push(8 * CHUNK)
+        await broken_push(alice, head, frames[:3])
+        stream = await alice.sender._link.connect("bob").stream(link.PUSH, 1)
+        await stream.write(wire.encode_header(dataclasses.replace(head, **{"resume": True, **change})))
+        first = await stream.read()
+        if first_ack == "busy":
+            assert first[:1] == wire.LANE_REFUSED and b"already being received" in first
+            return
+        assert wire.decode_ack(first) == first_ack
+        rest = b"".join(frames)[first_ack:]
+        for offset in range(0, len(rest), CHUNK):
+            await stream.write(rest[offset:offset + CHUNK])
+            assert wire.decode_ack(await stream.read()) == first_ack + min(offset + CHUNK, len(rest))
+        await stream.done_writing()
+        assert await stream.read() == b"ok"
+        key = ("alice", "1:0") if not change else ("alice", "2:0")
+        got = await bob.receiver.get(*key, head.fingerprint)
+        assert np.array_equal(got, np.arange(8 * CHUNK, dtype=np.uint8))
+
+    run(test, chunk_size_in_bytes=CHUNK)
 
 
 def test_a_push_whose_sender_reads_no_acks_gives_back_its_room_after_timeout_in_ms():

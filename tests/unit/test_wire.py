@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -135,3 +136,25 @@ def test_payload_chunks_reassemble_to_the_segments(chunk, sizes):
     assert all(len(c) == chunk for c in chunks[:-1])
     assert len(payload) == wire.layout(sizes)[-1]
     assert [bytes(s) for s in wire.split_payload(payload, sizes)] == [bytes(s) for s in segments]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+@pytest.mark.parametrize("sizes", [(1,), (63, 1, 200), (130, 0, 0, 5), (64, 64)])
+def test_payload_from_any_offset_is_the_rest_of_the_payload_in_chunks_from_there(chunk, sizes):
+    segments = [memoryview(bytes((i + j) % 251 + 1 for j in range(n))) for i, n in enumerate(sizes)]
+    whole = b"".join(wire.iter_payload(segments, 1 << 20))
+
+    for start in range(len(whole) + 2):
+        chunks = list(wire.iter_payload(segments, chunk, start))
+        assert b"".join(chunks) == whole[start:], start
+        assert all(len(c) == chunk for c in chunks[:-1])
+
+
+def test_a_resumed_push_says_so_in_its_header_and_a_first_try_leaves_it_out():
+    head = wire.Header("j", "alice", "bob", "1:0", "f@alice#1", "fed", (5,))
+    assert b"resume" not in wire.encode_header(head)  # a first try's header is as before
+    assert wire.decode_header(wire.encode_header(head)).resume is False
+    assert wire.decode_header(wire.encode_header(dataclasses.replace(head, resume=True))).resume is True
+    bad = wire.encode_header(head)[:-1] + b',"resume":1}'
+    with pytest.raises(wire.WireError, match="'resume' must be true or false"):
+        wire.decode_header(bad)
