@@ -32,8 +32,9 @@ RAW_PIECE = 4 * 2**20
 
 
 def parse_size(text: str) -> int:
-    number, unit = re.fullmatch(r"([\d.]+)\s*([KMG]i?B|B)", text.strip()).groups()
-    return int(float(number) * UNITS[unit])
+    """Bytes in ``text``: ``200MB``, ``1.5GiB``, or a bare number of bytes."""
+    number, unit = re.fullmatch(r"([\d.]+)\s*([KMG]i?B|B)?", text.strip()).groups()
+    return int(float(number) * UNITS[unit or "B"])
 
 
 # ---------- raw TCP baseline ----------
@@ -196,8 +197,8 @@ def main() -> None:
     parser.add_argument("--party")
     parser.add_argument("--addresses")
     opts = parser.parse_args()
-    sizes = [int(s) if s.isdigit() else parse_size(s) for s in opts.sizes.split(",")]
-    chunk = int(opts.chunk) if opts.chunk.isdigit() else parse_size(opts.chunk)
+    sizes = [parse_size(s) for s in opts.sizes.split(",")]
+    chunk = parse_size(opts.chunk)
     if opts.party:
         return party_main(opts.party, json.loads(opts.addresses), sizes, chunk, opts.repeats)
 

@@ -199,12 +199,12 @@ def main() -> None:
     parser.add_argument("--sends", type=int)
     parser.add_argument("--comm")
     opts = parser.parse_args()
-    opts.size = int(opts.size) if opts.size.isdigit() else parse_size(opts.size)
+    opts.size = parse_size(opts.size)
     if opts.tcp_window:
-        opts.tcp_window = int(opts.tcp_window) if opts.tcp_window.isdigit() else parse_size(opts.tcp_window)
+        opts.tcp_window = parse_size(opts.tcp_window)
     if opts.party:
         return party_main(opts.party, json.loads(opts.addresses), opts.size, opts.sends, json.loads(opts.comm))
-    opts.comm = {key: (int(v) if v.isdigit() else parse_size(v))
+    opts.comm = {key: parse_size(v)
                  for key, v in (("inflight_window_in_bytes", opts.window), ("chunk_size_in_bytes", opts.chunk)) if v}
     if opts.grpc_options:
         opts.comm["grpc_channel_options"] = json.loads(opts.grpc_options)

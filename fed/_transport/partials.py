@@ -49,12 +49,10 @@ class Partials:
         self._keep_s, self._release = keep_s, release
         self._held: dict[Key, tuple[Partial, asyncio.TimerHandle]] = {}
 
-    def __len__(self) -> int:
-        return len(self._held)
-
     def keep(self, key: Key, partial: Partial) -> None:
         """Keep a broken push (its room stays held) until it is resumed or ``keep_s`` passes."""
-        self.drop(key)
+        # Nothing is kept for ``key`` here: a try of a value while another is kept or under way is
+        # refused as busy. Dropping one would give back the room, which is this push's too.
         timer = asyncio.get_running_loop().call_later(self._keep_s, self.drop, key)
         self._held[key] = (partial, timer)
 
