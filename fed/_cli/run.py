@@ -27,7 +27,12 @@ _OUTPUT_LOCK = threading.Lock()
 class _Party:
     name: str
     proc: subprocess.Popen[bytes]
-    reader: threading.Thread
+    readers: tuple[threading.Thread, ...]
+
+    def join_output(self) -> None:
+        """Wait (a little) until its output so far is printed."""
+        for reader in self.readers:
+            reader.join(_READER_JOIN_SECONDS)
 
 
 def run_parties(
@@ -59,7 +64,7 @@ def run_parties(
             for party in started:
                 _signal_group(party, signal.SIGKILL)
             for party in started:
-                party.reader.join(_READER_JOIN_SECONDS)
+                party.join_output()
 
 
 def run_single(parties: list[str], script: str, args: list[str], python: str = sys.executable) -> int:
@@ -83,7 +88,7 @@ def run_single(parties: list[str], script: str, args: list[str], python: str = s
             return 130
         finally:
             _signal_group(party, signal.SIGKILL)
-            party.reader.join(_READER_JOIN_SECONDS)
+            party.join_output()
 
 
 def _validate(parties: list[str], script: str) -> None:
@@ -100,21 +105,25 @@ def _validate(parties: list[str], script: str) -> None:
 
 def _start(name: str | None, command: list[str], env: dict[str, str] | None = None) -> _Party:
     """Start ``command`` in a session of its own; its lines are printed as ``[name] line`` (as they
-    are without a name)."""
+    are without a name). Its stdout and stderr are read apart, line by line: through one pipe, a
+    line it prints unbuffered (``-u``: the text, then the newline) could be split by a log line
+    written between the two."""
     proc = subprocess.Popen(
         command,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    assert proc.stdout is not None
-    reader = threading.Thread(
-        target=_relay, args=(name, proc.stdout), name=f"fed-run-{name or 'single'}", daemon=True
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = tuple(
+        threading.Thread(target=_relay, args=(name, stream), name=f"fed-run-{name or 'single'}-{what}", daemon=True)
+        for stream, what in ((proc.stdout, "out"), (proc.stderr, "err"))
     )
-    reader.start()
-    return _Party(name or "single", proc, reader)
+    for reader in readers:
+        reader.start()
+    return _Party(name or "single", proc, readers)
 
 
 def _relay(name: str | None, stream: IO[bytes]) -> None:
@@ -138,7 +147,7 @@ def _supervise(parties: list[_Party]) -> int:
                 continue
             running.remove(party)
             if code != 0:
-                party.reader.join(_READER_JOIN_SECONDS)  # its last words first
+                party.join_output()  # its last words first
                 _report_failure(party, code, running)
                 _stop(running, signal.SIGTERM)
                 return code if code > 0 else 128 - code

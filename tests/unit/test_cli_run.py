@@ -87,6 +87,30 @@ def test_run_prefixes_each_party_output_and_passes_arguments(
     assert out.count("[alice] to stderr") == out.count("[bob] to stderr") == 1
 
 
+# A line printed unbuffered goes out as its text, then its newline; a log line to stderr between
+# the two must not end up inside it.
+SPLIT_LINE = """
+import sys
+sys.stdout.write("the text"); sys.stdout.flush()
+print("a log line", file=sys.stderr, flush=True)
+sys.stdout.write("\\n"); sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_run_keeps_a_line_whole_when_stderr_writes_in_the_middle_of_it(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], single: bool
+):
+    script = _script(tmp_path, SPLIT_LINE)
+
+    code = main(["run", *(["--single"] if single else []), "--parties", "alice", script])
+
+    out = capfd.readouterr().out.splitlines()
+    prefix = "" if single else "[alice] "
+    assert code == 0
+    assert f"{prefix}the text" in out and f"{prefix}a log line" in out, out
+
+
 def test_run_stops_the_others_when_one_party_fails(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
