@@ -42,6 +42,8 @@ class CommConfig:
     allow_unsafe_deserialization: bool = False
     liveness_timeout_in_ms: int = 5000
     max_wait_in_ms: int | None = None
+    compression: str | Mapping[str, str | None] | None = None  # of pushes to all peers, or per peer
+    compression_level: int = 1
     # RayFed 0.2's keys (README, 'Coming from RayFed'):
     continue_waiting_for_data_sending_on_error: bool = False
     grpc_retry_policy: RetryPolicy = DEFAULT_RETRY
@@ -104,6 +106,11 @@ class FedConfig:
         """Every party but this one, in a fixed order."""
         return [p for p in self.addresses if p != self.party]
 
+    def compression_for(self, dst: str) -> str | None:
+        """How this party compresses the pushes it streams to ``dst`` (``cross_silo_comm['compression']``)."""
+        chosen = self.comm.compression
+        return chosen.get(dst) if isinstance(chosen, Mapping) else chosen
+
 
 _COMM_TYPES: dict[str, tuple[type, ...]] = {
     "timeout_in_ms": (int,),
@@ -122,6 +129,8 @@ _COMM_TYPES: dict[str, tuple[type, ...]] = {
     "allow_unsafe_deserialization": (bool,),
     "liveness_timeout_in_ms": (int,),
     "max_wait_in_ms": (int, type(None)),
+    "compression": (str, dict, type(None)),
+    "compression_level": (int,),
     "continue_waiting_for_data_sending_on_error": (bool,),
     "grpc_retry_policy": (dict, type(None)),
     "grpc_channel_options": (list, tuple, type(None)),
@@ -187,10 +196,28 @@ def parse_comm(raw: Mapping[str, Any] | None) -> CommConfig:
         raw["grpc_retry_policy"] = parse_retry_policy(raw["grpc_retry_policy"])
     if "grpc_channel_options" in raw:
         raw["grpc_channel_options"] = parse_channel_options(raw["grpc_channel_options"])
+    _check_compression(raw)
     restarts = raw.get("proxy_max_restarts")
     if restarts is not None and restarts < -1:
         raise ValueError(f"cross_silo_comm['proxy_max_restarts'] must be -1 (no limit), 0 or more, got {restarts!r}")
     return CommConfig(**raw)
+
+
+def _check_compression(raw: dict[str, Any]) -> None:
+    """``compression``: a codec for pushes to every peer, or ``{peer: codec or None}``; its codec
+    must be installed here. ``compression_level``: zstd's, 1 (fastest) to 19."""
+    from fed._transport import compression
+
+    chosen = raw.get("compression")
+    if isinstance(chosen, dict):
+        for peer, name in chosen.items():
+            if name is not None:
+                compression.require(name, f"cross_silo_comm['compression'][{peer!r}]")
+    elif chosen is not None:
+        compression.require(chosen, "cross_silo_comm['compression']")
+    level = raw.get("compression_level", 1)
+    if level not in compression.LEVELS:
+        raise ValueError(f"cross_silo_comm['compression_level'] must be 1 (fastest) to 19, got {level!r}")
 
 
 def read_tls(tls_config: Mapping[str, Any] | None, parties: Iterable[str] = ()) -> TlsConfig | None:
@@ -283,6 +310,10 @@ def build_config(
                 pass
         except OSError as exc:
             raise ValueError(f"config['audit_log_file']: cannot append to {audit_log_file!r}: {exc}") from exc
+    comm = parse_comm(config.get("cross_silo_comm"))
+    if isinstance(comm.compression, Mapping):
+        # Every party runs the same script: a party finds its own name there too, and ignores it.
+        _reject_unknown("cross_silo_comm['compression']", comm.compression, list(addrs))
     job = DEFAULT_JOB_NAME if job_name is None else job_name
     if not isinstance(job, str) or not _JOB_RE.match(job):
         raise ValueError(f"invalid job_name {job!r}: use up to 128 letters, digits, '.', '_' or '-'")
@@ -291,7 +322,7 @@ def build_config(
         addresses=addrs,
         listen_address=listen.get(party, addrs[party]),
         job_name=job,
-        comm=parse_comm(config.get("cross_silo_comm")),
+        comm=comm,
         tls=read_tls(tls_config, addrs),
         barrier_on_initializing=barrier,
         audit_log_file=audit_log_file,

@@ -15,7 +15,7 @@ from typing import Any
 from fed._config import FedConfig
 from fed._security.untrusted import clip
 from fed._serialization import codec
-from fed._transport import wire
+from fed._transport import compression, wire
 from fed._transport.link import Refusal, Refused
 
 __all__ = ["SLOT_COST", "Refused", "check_header", "check_source", "describe", "holding_cost"]
@@ -41,10 +41,15 @@ def check_source(config: FedConfig, job: Any, src: Any, names: Set[str]) -> str:
 
 
 def check_header(config: FedConfig, header: wire.Header, names: Set[str]) -> None:
-    """A push's header: addressed here, from a peer, within the size limit."""
+    """A push's header: addressed here, from a peer, compressed (if at all) so that this party can
+    decompress it, within the size limit (which counts payload bytes: decompressed)."""
     if header.dst != config.party:
         raise Refused(Refusal.MALFORMED, "push addressed to another party", f"dst {clip(header.dst, 130)}")
     check_source(config, header.job, header.src, names)
+    if header.compression is not None and not compression.available(header.compression):
+        raise Refused(Refusal.MALFORMED,
+                      f"party {config.party!r} cannot decompress {header.compression} (its zstandard package is not "
+                      f"installed): {compression.INSTALL} there, or do not compress pushes to it")
     limit = config.comm.messages_max_size_in_bytes
     if header.total_size > limit:
         raise Refused(Refusal.TOO_LARGE,

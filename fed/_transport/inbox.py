@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 from fed._config import FedConfig
 from fed._exceptions import FedError, FedRemoteError
 from fed._security.untrusted import clip
 from fed._serialization import codec
 from fed._serialization.policy import make_policy
-from fed._transport import wire
+from fed._transport import compression, wire
 from fed._transport.admission import check_header, check_source, describe, holding_cost
 from fed._transport.call_log import CallLog
 from fed._transport.link import Broken, Caller, InStream, Refusal, Refused, internal_error
@@ -140,7 +142,8 @@ class Inbox:
             try:
                 # admitted: the sender may send data now, from where a broken try of it got to
                 await _acknowledge(stream, push.offset, self._patience)
-                payload = await _assemble(stream, push, self._patience)
+                unpack = None if header.compression is None else functools.partial(self._unpack, header.src)
+                payload = await _assemble(stream, push, self._patience, unpack)
                 return await self._store(header, payload)
             except (asyncio.CancelledError, _Truncated, Broken):
                 # The connection broke: the stream ended early, an ack found it gone, or the
@@ -164,6 +167,8 @@ class Inbox:
     async def on_push_whole(self, request: bytes, caller: Caller) -> bytes:
         try:
             head, payload = _control(wire.decode_whole, request)
+            if _control(wire.decode_header, head).compression is not None:
+                raise Refused(Refusal.MALFORMED, "a value in one message is never compressed")
             header = self._admit(head, caller)
             if header is None:
                 return b"duplicate"
@@ -243,6 +248,21 @@ class Inbox:
         if key in self._box.waiting:
             self._box.deliver(key, Arrived(self._box.waiting[key], error=FedError(
                 f"value {clip(object_id, 80)} from party {src!r} could not be received: {failure}")))
+
+    async def _unpack(self, src: str, frame: bytes, view: memoryview) -> int:
+        """Decompress a data frame into ``view`` (the rest of its push's buffer), on a decoding
+        thread within ``src``'s share; returns the payload bytes it held. A handler cancelled
+        meanwhile waits for the thread (one frame, at most ``view``'s bytes) before it lets the
+        buffer go, so nothing writes into a buffer kept for a resume or given back."""
+        async with self._decoding[src]:
+            done = asyncio.get_running_loop().run_in_executor(self._decoders, compression.decompress_into, frame, view)
+            try:
+                return await asyncio.shield(done)
+            except compression.CompressionError as exc:
+                raise Refused(Refusal.MALFORMED, f"data frame refused: {exc}") from None
+            except asyncio.CancelledError:
+                await asyncio.wait((done,))
+                raise
 
     @property
     def _patience(self) -> float:
@@ -361,19 +381,23 @@ async def _acknowledge(stream: InStream, offset: int, patience: float) -> None:
         raise _AcksUnread(patience) from None
 
 
-async def _assemble(stream: InStream, push: Partial, patience: float) -> memoryview:
-    """Copy the payload chunks into the push's buffer from ``push.offset`` on, acknowledging each
-    one. A push that sends nothing for ``patience`` s (``timeout_in_ms``) is ended, and gives back
-    the room it held."""
+async def _assemble(stream: InStream, push: Partial, patience: float,
+                    unpack: Callable[[bytes, memoryview], Awaitable[int]] | None = None) -> memoryview:
+    """Copy the payload chunks into the push's buffer from ``push.offset`` on (a compressed push:
+    ``unpack`` decompresses each into the rest of the buffer), acknowledging each one. A push that
+    sends nothing for ``patience`` s (``timeout_in_ms``) is ended, and gives back the room it held."""
     total = push.header.total_size
     while True:
         chunk = await _next_frame(stream, patience)
         if chunk is None:
             break
-        end = push.offset + len(chunk)
-        if end > total:
-            raise Refused(Refusal.MALFORMED, f"payload longer than the declared {total} bytes")
-        push.view[push.offset:end] = chunk
+        if unpack is not None:
+            end = push.offset + await unpack(chunk, push.view[push.offset:])
+        else:
+            end = push.offset + len(chunk)
+            if end > total:
+                raise Refused(Refusal.MALFORMED, f"payload longer than the declared {total} bytes")
+            push.view[push.offset:end] = chunk
         push.offset = end
         await _acknowledge(stream, end, patience)
     if push.offset != total:

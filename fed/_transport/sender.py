@@ -162,6 +162,8 @@ class Sender:
         header = wire.Header(job=cfg.job_name, src=cfg.party, dst=dst, object_id=object_id,
                              fingerprint=fingerprint, codec=codec_name,
                              segments=tuple(s.nbytes for s in segments or ()) or (0,), copied=copied)
+        if codec_name == codec.NAME and header.total_size > LANE_BYTES and self._link.streams:
+            header = dataclasses.replace(header, compression=cfg.compression_for(dst))
         limit = cfg.comm.messages_max_size_in_bytes
         ready = time.monotonic()
         if unencodable is not None:  # the peer is told instead, so it does not wait for the value
@@ -212,7 +214,8 @@ class Sender:
         """Send one value; retry transient failures until ``timeout_in_ms`` passes without progress.
 
         A value that fits in one chunk goes as one unary call (without TLS: with TLS the server must
-        prove who it is before the value goes, see ``link``). A larger one is streamed: the receiver
+        prove who it is before the value goes, see ``link``). A larger one, and one compressed for
+        ``dst`` (``compression_for``: values over ``LANE_BYTES``), is streamed: the receiver
         acknowledges every chunk and at most ``inflight_window_in_bytes`` are unacknowledged, which
         bounds the memory a push holds. There is no deadline on a whole transfer: a large value on a
         slow but live link goes on as long as acknowledgements keep coming. A receiver that has no
@@ -221,7 +224,8 @@ class Sender:
         cfg = self._config
         policy = cfg.comm.grpc_retry_policy
         patience = cfg.comm.timeout_in_ms / 1000
-        whole = header.total_size <= cfg.comm.chunk_size_in_bytes or not self._link.streams
+        whole = header.compression is None and (header.total_size <= cfg.comm.chunk_size_in_bytes
+                                                or not self._link.streams)
         attempt = self._send_whole if whole else self._send_streamed
         window = Window(cfg.comm.inflight_window_in_bytes)
         answered = time.monotonic()  # the receiver's last sign of life: start, ack, or "no room"
@@ -302,15 +306,17 @@ class Sender:
 
     async def _send_streamed(self, dst: str, header: wire.Header, segments: list[memoryview],
                              patience: float, window: Window) -> None:
-        await push_streamed(self._link.connect(dst), dst, header, segments, self._config.comm.chunk_size_in_bytes,
-                            patience, window)
+        comm = self._config.comm
+        await push_streamed(self._link.connect(dst), dst, header, segments, comm.chunk_size_in_bytes, patience,
+                            window, comm.compression_level)
 
     def _error_notice(self, header: wire.Header, exc: FedSendError) -> tuple[wire.Header, list[memoryview]]:
         """The push that tells the peer ``exc`` happened instead of the value ``header`` describes:
         fed's own message about the delivery, which holds nothing of the task's data, so it is sent
         whatever ``expose_error_trace`` says."""
         error = memoryview(wire.encode_error(self._config.party, type(exc).__name__, str(exc)))
-        return dataclasses.replace(header, codec="error", segments=(error.nbytes,), copied=()), [error]
+        notice = dataclasses.replace(header, codec="error", segments=(error.nbytes,), copied=(), compression=None)
+        return notice, [error]
 
     def _error_frame(self, exc: BaseException) -> bytes:
         seen = seen_elsewhere(exc, self._config.party, self._config.comm.expose_error_trace)

@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 
 from fed._exceptions import FedSendError
-from fed._transport import link, wire
+from fed._transport import compression, link, wire
 from fed._transport.link import Connection, LinkError, OutStream
 from fed._transport.metrics import Progress
 
 
 async def push_streamed(connection: Connection, dst: str, header: wire.Header, segments: list[memoryview],
-                        chunk_size: int, patience: float, window: Window) -> None:
+                        chunk_size: int, patience: float, window: Window, level: int = 1) -> None:
     """One try of a streamed push: the header, then chunks within the window (see ``Window``),
-    written by one task while this one reads the receiver's acks and answer."""
+    written by one task while this one reads the receiver's acks and answer. With
+    ``header.compression`` each chunk goes compressed at ``level`` (``compression``)."""
     window.restart(header.total_size)
     if not window.eager:
         header = dataclasses.replace(header, resume=True)
@@ -34,7 +37,8 @@ async def push_streamed(connection: Connection, dst: str, header: wire.Header, s
     # asyncio.TimeoutError after ``patience``): nothing of the value goes before.
     stream = await connection.stream(link.PUSH, patience)
     progress = Progress(f"push of {header.object_id} ({header.fingerprint}) to {dst}", header.total_size)
-    writer = asyncio.ensure_future(_write(stream, wire.encode_header(header), segments, chunk_size, window))
+    pack = functools.partial(compression.compress, level=level) if header.compression else None
+    writer = asyncio.ensure_future(_write(stream, wire.encode_header(header), segments, chunk_size, window, pack))
     reader = asyncio.ensure_future(_follow(stream, window, patience, progress))
     try:
         # The receiver's answer (or the stream's failure, which the reader sees too) decides.
@@ -47,15 +51,19 @@ async def push_streamed(connection: Connection, dst: str, header: wire.Header, s
         stream.cancel()
 
 
-async def _write(stream: OutStream, head: bytes, segments: list[memoryview], chunk_size: int, window: Window) -> None:
+async def _write(stream: OutStream, head: bytes, segments: list[memoryview], chunk_size: int, window: Window,
+                 pack: Callable[[bytes], bytes] | None) -> None:
     """The frames of a push: the header, then chunks with at most the window unacknowledged (and,
     unless the attempt is eager, none before the receiver admits the header, its first ack, which
-    also says where the data goes on from)."""
+    also says where the data goes on from). The window counts payload bytes; ``pack`` compresses
+    each chunk on a thread (the GIL is released), while the previous one is on its way."""
     await stream.write(head)
     await window.admitted()
+    loop = asyncio.get_running_loop()
     for chunk in wire.iter_payload(segments, chunk_size, window.start):
+        frame = chunk if pack is None else await loop.run_in_executor(None, pack, chunk)
         await window.reserve(len(chunk))
-        await stream.write(chunk)
+        await stream.write(frame)
     await stream.done_writing()
 
 

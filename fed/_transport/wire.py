@@ -26,6 +26,7 @@ _PARTY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 BYE_KINDS = ("finished", "aborted", "diverged")
 CODECS = ("fed", "error")
+COMPRESSIONS = ("zstd",)  # of a push's data frames (``fed._transport.compression``)
 ACK = b"A"
 FINAL_ANSWERS = (b"ok", b"duplicate")
 LANE_REFUSED = b"R"
@@ -52,6 +53,7 @@ class Header:
     segments: tuple[int, ...]
     copied: tuple[int, ...] = ()  # segments the receiver copies out (bytes, str) instead of viewing
     resume: bool = False  # a try after a broken one: continue where the receiver's first ack says
+    compression: str | None = None  # its data frames are compressed so (a streamed push only)
 
     @cached_property
     def total_size(self) -> int:
@@ -80,6 +82,8 @@ def encode_header(header: Header) -> bytes:
             "copied": list(header.copied)}
     if header.resume:
         body["resume"] = True
+    if header.compression is not None:
+        body["compression"] = header.compression
     return MAGIC + bytes([VERSION]) + json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -94,7 +98,7 @@ def decode_header(frame: bytes) -> Header:
         raise WireError(f"unsupported wire version; this party speaks version {VERSION}")
     body = loads(frame[5:], "header", MAX_HEADER_BYTES)
     fields = ("job", "src", "dst", "object_id", "fingerprint", "codec")
-    extra = set(body) - set(fields) - {"segments", "copied", "resume"}
+    extra = set(body) - set(fields) - {"segments", "copied", "resume", "compression"}
     if extra:
         raise WireError("unknown header fields")
     for name in fields:
@@ -127,7 +131,11 @@ def decode_header(frame: bytes) -> Header:
     resume = body.get("resume", False)
     if type(resume) is not bool:
         raise WireError("header field 'resume' must be true or false")
-    return Header(**{k: body[k] for k in fields}, segments=tuple(segments), copied=tuple(copied), resume=resume)
+    compression = body.get("compression")
+    if compression is not None and compression not in COMPRESSIONS:
+        raise WireError(f"header field 'compression' must be one of {', '.join(COMPRESSIONS)}")
+    return Header(**{k: body[k] for k in fields}, segments=tuple(segments), copied=tuple(copied), resume=resume,
+                  compression=compression)
 
 
 def printable(text: Any, limit: int) -> bool:

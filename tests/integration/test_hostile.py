@@ -22,6 +22,7 @@ import grpc
 import msgpack
 import numpy as np
 import pytest
+import zstandard
 from harness import ROOT, SCRIPTS, free_ports
 
 from fed._cli.sessions import kill_session
@@ -206,6 +207,10 @@ def attacks(canary):
     for _ in range(40):
         records.add(empty_maps_10mb, records.VALUES, b"\xdc\xff\xff" + b"\x80" * 0xFFFF)
     records.add(empty_maps_10mb, records.CLOSE)
+    zstd = zstandard.ZstdCompressor(level=3)
+    honest, fake = zstd.compress(bytes(4 << 20)), zstd.compress(bytes(1024))  # a frame claiming 1 KiB, holding 4 MiB
+    lying = fake[:zstandard.frame_header_size(fake)] + honest[zstandard.frame_header_size(honest):]
+    unsized = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(bytes(256 << 20))
     colliding = [[M[tags.BIG_INT], (5 + i * (2**61 - 1)).to_bytes(10, "little", signed=True)] for i in range(5000)]
     return [
         # 1. attribute traversal through a module listed with '*'
@@ -265,6 +270,15 @@ def attacks(canary):
          + b'", 0]]}', IA, "malformed ping"),
         ("error_frame_not_object", "stream", pushed([b'["not", "an", "object"]'], codec="error"), IA, "error frame"),
         ("error_frame_nested", "stream", pushed([b"[" * 50_000], codec="error"), IA, "error frame"),
+        # 11. compressed data frames: bombs and lies about sizes (each checked before it is decompressed)
+        ("zstd_bomb", "stream", [header([1 << 16], compression="zstd"), zstd.compress(bytes(1 << 30))], IA,
+         "holds more than the rest of the declared payload"),
+        ("zstd_lying_size", "stream", [header([1 << 16], compression="zstd"), lying], IA, "not a valid zstd frame"),
+        ("zstd_unsized", "stream", [header([1 << 16], compression="zstd"), unsized], IA, "must record its size"),
+        ("zstd_garbage", "stream", [header([1 << 16], compression="zstd"), b"\x28\xb5\x2f\xfd" + b"\xff" * 64], IA,
+         "not a valid zstd frame"),
+        ("zstd_whole", "whole", wire.encode_whole(header([4], compression="zstd"), [memoryview(b"abcd")]), IA,
+         "never compressed"),
         ("whole_too_short", "whole", b"\x01\x02", IA, "shorter than"),
         ("whole_bad_length", "whole", (1 << 30).to_bytes(4, "little") + b"{}", IA, "shorter than"),
     ]

@@ -55,3 +55,23 @@ def test_a_push_cut_near_its_end_resumes_and_resends_at_most_a_window_and_a_chun
     # held beside a second buffer.
     assert stats["values"] == 2 and stats["duplicates"] == 0, stats
     assert stats["peak"] < 1.1 * size and stats["peak"] <= stats["cap"], stats
+
+
+def test_a_compressed_push_between_real_parties_arrives_intact_in_fewer_bytes(tmp_path):
+    real = addresses("alice", "bob")
+    text, weights = 48 << 20, 16 << 20  # the script's value: text-like rows and float32 weights
+    with FaultProxy(real["bob"]) as proxy:
+        cluster = {"alice": {"address": real["alice"]},
+                   "bob": {"address": proxy.address, "listen_addr": real["bob"]}}
+
+        parties = run_script("compressed_push.py", real, json.dumps(cluster), str(tmp_path), timeout=240)
+
+        assert_ok(parties)
+        print(f"towards bob: {proxy.bytes_up} bytes for {text + weights} of payload")  # pytest -s shows it
+        # Text shrinks several times over, weights barely (random mantissas): well under the payload.
+        assert proxy.bytes_up < 0.6 * (text + weights), proxy.bytes_up / 2**20
+    alice, bob = parties["alice"].output, parties["bob"].output
+    expected = re.search(r"alice EXPECTED (\w+)", alice).group(1)
+    assert f"bob DIGEST {expected}" in bob and f"alice DIGEST {expected}" in alice
+    stats = json.loads(re.search(r"bob STATS (.*)", bob).group(1))
+    assert stats["values"] == 2 and stats["bytes"] > text + weights, stats  # counted as payload

@@ -12,6 +12,7 @@ ROOT = Path(__file__).parents[2]
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {"grpc": "grpcio"}
 OPTIONAL = {"torch"}  # fed carries tensors when the program has torch; it never needs it itself
+EXTRAS = {"zstandard": "compression"}  # needed only for a feature, installed with its extra
 
 
 def declared() -> set[str]:
@@ -41,14 +42,23 @@ def imports() -> dict[str, list[tuple[str, bool]]]:
 
 def test_every_third_party_import_is_a_declared_dependency():
     third_party = {m for m in imports() if m not in sys.stdlib_module_names and m != "fed"}
-    required = {DISTRIBUTION.get(m, m) for m in third_party - OPTIONAL}
+    required = {DISTRIBUTION.get(m, m) for m in third_party - OPTIONAL - set(EXTRAS)}
 
     assert required <= declared(), f"imported but not in pyproject's dependencies: {required - declared()}"
     assert {"ray", "grpcio", "numpy", "msgpack", "cryptography"} <= required  # the scan finds imports
 
 
+def test_a_feature_s_dependency_is_in_its_extra_and_in_the_test_extra():
+    text = (ROOT / "pyproject.toml").read_text()
+    for module, extra in EXTRAS.items():
+        assert module in imports()  # the scan finds it
+        for name in (extra, "test"):
+            block = re.search(rf"^{name} = \[(.*?)^\]", text, re.S | re.M)
+            assert block and f'"{module}' in block.group(1), f"{module} is not in the {name!r} extra"
+
+
 def test_optional_modules_are_never_imported_at_module_level():
     found = imports()
-    at_top = [(m, f) for m in OPTIONAL for f, top in found.get(m, []) if top]
+    at_top = [(m, f) for m in OPTIONAL | set(EXTRAS) for f, top in found.get(m, []) if top]
 
     assert not at_top, f"an optional module imported when fed is: {at_top}"

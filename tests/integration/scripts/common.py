@@ -71,3 +71,20 @@ def ones(n):
 @fed.remote
 def nbytes(a):
     return a.nbytes
+
+
+def meet(marks: str, party: str, parties) -> None:
+    """A file rendezvous in folder ``marks``: this party's mark, then every party's (each started Ray)."""
+    import os
+
+    open(os.path.join(marks, party), "a").close()
+    for other in parties:
+        wait_for(os.path.join(marks, other))
+
+
+def received_from(peer: str) -> tuple[dict, dict]:
+    """This party's receiver's stats: what it took from ``peer``, and all of them."""
+    from fed._runtime import context
+
+    stats = context.current().receiver.stats().result(10)
+    return stats["peers"].get(peer, {}), stats

@@ -14,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import ray
+from common import meet, received_from
 
 import fed
 
@@ -37,21 +36,16 @@ def digest(x):
 
 
 def main() -> None:
-    party, cluster, marks = sys.argv[1], json.loads(sys.argv[3]), Path(sys.argv[4])
+    party, cluster, marks = sys.argv[1], json.loads(sys.argv[3]), sys.argv[4]
     ray.init(address="local", include_dashboard=False, object_store_memory=3 * SIZE)
-    (marks / party).touch()
-    while not all((marks / p).exists() for p in cluster):
-        time.sleep(0.05)
+    meet(marks, party, cluster)
     fed.init(cluster=cluster, party=party, config={"cross_silo_comm": {
         "timeout_in_ms": 10_000, "max_buffered_bytes": CAP}})
     value = big.party("alice").remote()
     print(f"{party} DIGEST {fed.get(digest.party('bob').remote(value))}", flush=True)
     print(f"{party} EXPECTED {fed.get(digest.party('alice').remote(value))}", flush=True)
     if party == "bob":
-        from fed._runtime import context
-
-        stats = context.current().receiver.stats().result(10)
-        alice = stats["peers"].get("alice", {})
+        alice, stats = received_from("alice")
         report = {"values": alice.get("values"), "duplicates": alice.get("duplicates"),
                   "peak": stats["waiting_peak"], "cap": CAP}
         print(f"bob STATS {json.dumps(report)}", flush=True)

@@ -15,11 +15,10 @@ import hashlib
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import ray
-from common import receiver_counts
+from common import meet, receiver_counts
 
 import fed
 
@@ -46,11 +45,9 @@ def digest(x):
 
 
 def main() -> None:
-    party, cluster, marks = sys.argv[1], json.loads(sys.argv[3]), Path(sys.argv[4])
+    party, cluster, marks = sys.argv[1], json.loads(sys.argv[3]), sys.argv[4]
     ray.init(address="local", include_dashboard=False)
-    (marks / party).touch()
-    while not all((marks / p).exists() for p in cluster):
-        time.sleep(0.05)
+    meet(marks, party, cluster)
     fed.init(cluster=cluster, party=party,
              config={"cross_silo_comm": {"timeout_in_ms": 3000, "liveness_timeout_in_ms": 1000}})
     print(f"{party} SLOW {fed.get(echo.party('bob').remote(slow_value.party('alice').remote()))}", flush=True)
