@@ -82,6 +82,9 @@ def init(
     cfg = build_config(party=party, cluster=cluster, addresses=addresses, config=config,
                        tls_config=tls_config, job_name=job_name, types=registry.snapshot(), logging_level=level)
     if proxies is not None:
+        if cfg.outbound_only:
+            raise ValueError("an outbound_only party needs fed's own link: it cannot be combined with "
+                             "sender_proxy_cls / receiver_proxy_cls")
         cfg = dataclasses.replace(cfg, link="proxy", plugins=proxies)
     _warn_ignored(cfg)
     job_config.remember(cfg.job_name, cfg.party, cfg.addresses, (config or {}).get("cross_silo_comm"), tls_config)

@@ -99,6 +99,8 @@ class FedConfig:
     types: Types = NONE  # fed.register_type's registrations when fed.init ran
     logging_level: int = logging.INFO  # fed's log level, also in the receiver and sender actors
     link: str = "grpc"  # what carries the bytes (``fed._transport.link.LINKS``)
+    outbound_only: frozenset[str] = frozenset()  # parties that listen nowhere (``fed._transport.reverse``)
+    proxy: str | None = None  # the HTTP proxy (CONNECT) this party reaches its peers through
     plugins: Plugins | None = None  # with link "proxy"
 
     @property
@@ -139,7 +141,8 @@ _COMM_TYPES: dict[str, tuple[type, ...]] = {
 _POSITIVE = ("timeout_in_ms", "messages_max_size_in_bytes", "max_concurrency", "chunk_size_in_bytes",
              "inflight_window_in_bytes", "max_buffered_bytes", "liveness_timeout_in_ms", "max_wait_in_ms")
 _CONFIG_KEYS = ("cross_silo_comm", "barrier_on_initializing", "audit_log_file")
-_CLUSTER_ENTRY_KEYS = ("address", "listen_addr")
+_CLUSTER_ENTRY_KEYS = ("address", "listen_addr", "outbound_only", "proxy")
+OUTBOUND_ONLY = "outbound only"  # the address of a party that listens nowhere, as logs and errors show it
 
 
 def parse_address(address: Any, what: str) -> str:
@@ -255,19 +258,63 @@ def _cert_names(raw: Any, parties: Iterable[str]) -> dict[str, str]:
     return dict(raw)
 
 
-def _addresses_from_cluster(cluster: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    addresses, listen = {}, {}
+def _addresses_from_cluster(cluster: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str], dict[str, dict]]:
+    addresses, listen, extra = {}, {}, {}
     for party, entry in cluster.items():
         check_party_name(party)
         if isinstance(entry, str):
             entry = {"address": entry}
-        if not isinstance(entry, Mapping) or "address" not in entry:
+        if not isinstance(entry, Mapping):
             raise ValueError(f"cluster[{party!r}] must be a dict with an 'address', got {entry!r}")
         _reject_unknown(f"cluster[{party!r}]", entry, _CLUSTER_ENTRY_KEYS)
-        addresses[party] = parse_address(entry["address"], f"cluster[{party!r}]['address']")
+        outbound_only = entry.get("outbound_only", False)
+        if not isinstance(outbound_only, bool):
+            raise ValueError(f"cluster[{party!r}]['outbound_only'] must be True or False, got {outbound_only!r}")
+        if outbound_only:
+            if "address" in entry or "listen_addr" in entry:
+                raise ValueError(f"cluster[{party!r}] is outbound_only: it listens nowhere, so it has no "
+                                 "'address' or 'listen_addr'; leave them out")
+            addresses[party] = OUTBOUND_ONLY
+        elif "address" not in entry:
+            raise ValueError(f"cluster[{party!r}] must have an 'address' (or 'outbound_only': True for a party "
+                             "that accepts no connections)")
+        else:
+            addresses[party] = parse_address(entry["address"], f"cluster[{party!r}]['address']")
         if "listen_addr" in entry:
             listen[party] = parse_address(entry["listen_addr"], f"cluster[{party!r}]['listen_addr']")
-    return addresses, listen
+        extra[party] = {"outbound_only": outbound_only, "proxy": _proxy(entry.get("proxy"), party)}
+    return addresses, listen, extra
+
+
+def _proxy(proxy: Any, party: str) -> str | None:
+    """``cluster[party]['proxy']``: ``http://host:port`` of an HTTP proxy that takes CONNECT."""
+    if proxy is None:
+        return None
+    if not isinstance(proxy, str) or not proxy.startswith("http://"):
+        raise ValueError(f"cluster[{party!r}]['proxy'] must be 'http://host:port' (an HTTP proxy that takes "
+                         f"CONNECT), got {proxy!r}")
+    hostport = proxy[len("http://"):].rstrip("/")
+    parse_address(hostport, f"cluster[{party!r}]['proxy']")
+    return f"http://{hostport}"
+
+
+def _check_outbound_only(party: str, outbound_only: frozenset[str], addrs: Mapping[str, str],
+                         comm: CommConfig) -> None:
+    """Parties that listen nowhere reach each other through no one: at most one of them, and a
+    listening party that serves one keeps its sender and receiver in one process."""
+    if len(outbound_only) > 1:
+        raise ValueError(f"parties {sorted(outbound_only)} are all outbound_only: two parties that both "
+                         "accept no connections cannot reach each other; at most one party may be outbound_only")
+    if outbound_only and len(addrs) < 2:
+        raise ValueError("an outbound_only party needs a peer that listens")
+    if outbound_only - {party}:
+        labels = [k for k in ("send_resource_label", "recv_resource_label") if getattr(comm, k)]
+        if comm.proxy_max_restarts is not None:
+            labels.append("proxy_max_restarts")
+        if labels:
+            raise ValueError(f"party {sorted(outbound_only)[0]!r} is outbound_only, so its values reach this party's "
+                             f"receiver and its calls leave from it: this party's sender and receiver must run in "
+                             f"the driver; leave out cross_silo_comm {labels}")
 
 
 def build_config(
@@ -287,12 +334,12 @@ def build_config(
     if cluster is not None:
         if not isinstance(cluster, Mapping) or not cluster:
             raise ValueError("cluster must be a non-empty dict of party -> {'address': 'host:port'}")
-        addrs, listen = _addresses_from_cluster(cluster)
+        addrs, listen, extra = _addresses_from_cluster(cluster)
     else:
         if not isinstance(addresses, Mapping) or not addresses:
             raise ValueError("addresses must be a non-empty dict of party -> 'host:port'")
         addrs = {check_party_name(p): parse_address(a, f"addresses[{p!r}]") for p, a in addresses.items()}
-        listen = {}
+        listen, extra = {}, {}
     check_party_name(party)
     if party not in addrs:
         raise ValueError(f"party {party!r} is not one of the configured parties {sorted(addrs)}")
@@ -311,6 +358,8 @@ def build_config(
         except OSError as exc:
             raise ValueError(f"config['audit_log_file']: cannot append to {audit_log_file!r}: {exc}") from exc
     comm = parse_comm(config.get("cross_silo_comm"))
+    outbound_only = frozenset(p for p, e in extra.items() if e["outbound_only"])
+    _check_outbound_only(party, outbound_only, addrs, comm)
     if isinstance(comm.compression, Mapping):
         # Every party runs the same script: a party finds its own name there too, and ignores it.
         _reject_unknown("cross_silo_comm['compression']", comm.compression, list(addrs))
@@ -328,4 +377,6 @@ def build_config(
         audit_log_file=audit_log_file,
         types=types,
         logging_level=logging_level,
+        outbound_only=outbound_only,
+        proxy=extra.get(party, {}).get("proxy"),
     )

@@ -24,7 +24,8 @@ from fed._transport.link import Caller, LinkError, Refused
 
 SERVICE = "fed.Receiver"
 PATHS = {method: f"/{SERVICE}/{method}" for method in link.METHODS}
-PUSH_METHOD, PUSH_WHOLE_METHOD, PUSHES_METHOD, PING_METHOD, BYE_METHOD, CALLS_METHOD = (PATHS[m] for m in link.METHODS)
+PUSH_METHOD, PUSH_WHOLE_METHOD, PUSHES_METHOD, PING_METHOD, BYE_METHOD, CALLS_METHOD, STANDBY_METHOD = (
+    PATHS[m] for m in link.METHODS)
 # Trailing metadata of a push refused only because the receiver holds too many values its program
 # has not consumed yet (``LinkError.no_room`` at the sender).
 NO_ROOM = (("fed-refused", "no-room"),)
@@ -87,6 +88,15 @@ def server_options(chunk_size: int, max_header: int, window: int,
     options["grpc.http2.bdp_probe"] = 0
     options["grpc.http2.lookahead_bytes"] = min(window + message, 2**31 - 1)
     return list(options.items())
+
+
+def standby_options(chunk_size: int, max_header: int, window: int) -> dict[str, int]:
+    """The channel an outbound-only party opens its standbys on (``reverse``): the peer's pushes
+    come to it on this channel's streams, so it takes messages and sets its windows as the
+    receiver's server does (``server_options``), on a connection of its own."""
+    message = chunk_size + max_header + 64 * 1024
+    return {_OWN_CONNECTION: 2, "grpc.max_receive_message_length": message, "grpc.http2.bdp_probe": 0,
+            "grpc.http2.lookahead_bytes": min(window + message, 2**31 - 1)}
 
 
 def liveness_options(liveness_timeout_ms: int) -> dict[str, int]:
@@ -163,12 +173,18 @@ class GrpcServer:
     def __init__(self, config: FedConfig, inbox: link.Inbox) -> None:
         comm = config.comm
         self._prover = Prover(config.tls.cert, config.tls.key, config.job_name, config.party) if config.tls else None
-        self._server = grpc.aio.server(options=server_options(comm.chunk_size_in_bytes, wire.MAX_HEADER_BYTES,
-                                                              comm.inflight_window_in_bytes,
-                                                              comm.grpc_channel_options))
+        options = server_options(comm.chunk_size_in_bytes, wire.MAX_HEADER_BYTES, comm.inflight_window_in_bytes,
+                                 comm.grpc_channel_options)
+        if config.outbound_only - {config.party}:
+            # Its standbys are how this party reaches an outbound-only peer, and its liveness pings
+            # ride on them: a peer gone silent must lose them within seconds, as a dialled peer
+            # loses its liveness connection (``liveness_options``).
+            options = list({**dict(options), **{k: v for k, v in liveness_options(
+                comm.liveness_timeout_in_ms).items() if k.startswith("grpc.keepalive") or "ping" in k}}.items())
+        self._server = grpc.aio.server(options=options)
         self._server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {
             **{method: grpc.stream_stream_rpc_method_handler(self._streamed(link.handler(inbox, method), True))
-               for method in (link.PUSH, link.PUSHES)},
+               for method in (link.PUSH, link.PUSHES, link.STANDBY)},
             link.BYE: grpc.stream_unary_rpc_method_handler(self._streamed(link.handler(inbox, link.BYE), False)),
             **{method: grpc.unary_unary_rpc_method_handler(self._unary(link.handler(inbox, method)))
                for method in (link.PUSH_WHOLE, link.PING, link.CALLS)},
@@ -356,10 +372,15 @@ class GrpcOutbound:
         known = self._connections.get((dst, purpose))
         if known is None:
             cfg = self._config
-            overrides = {link.VALUES: None, link.CONTROL: {_OWN_CONNECTION: 1},
-                         link.LIVENESS: liveness_options(cfg.comm.liveness_timeout_in_ms)}[purpose]
-            channel = open_channel(cfg.addresses[dst], dst, cfg.tls, cfg.comm.chunk_size_in_bytes, overrides,
-                                   user=cfg.comm.grpc_channel_options)
+            comm = cfg.comm
+            overrides = {link.VALUES: {}, link.CONTROL: {_OWN_CONNECTION: 1},
+                         link.LIVENESS: liveness_options(comm.liveness_timeout_in_ms),
+                         link.STANDBYS: standby_options(comm.chunk_size_in_bytes, wire.MAX_HEADER_BYTES,
+                                                        comm.inflight_window_in_bytes)}[purpose]
+            if cfg.proxy is not None:
+                overrides = {**overrides, "grpc.http_proxy": cfg.proxy}
+            channel = open_channel(cfg.addresses[dst], dst, cfg.tls, comm.chunk_size_in_bytes, overrides or None,
+                                   user=comm.grpc_channel_options)
             known = self._connections[(dst, purpose)] = (channel, GrpcConnection(channel, dst, self._checker,
                                                                                  self._metadata))
         return known[1]

@@ -21,7 +21,7 @@ from fed._exceptions import FedError, FedRemoteError
 from fed._security.untrusted import clip
 from fed._serialization import codec
 from fed._serialization.policy import make_policy
-from fed._transport import compression, wire
+from fed._transport import compression, reverse, wire
 from fed._transport.admission import check_header, check_source, describe, holding_cost
 from fed._transport.call_log import CallLog
 from fed._transport.link import Broken, Caller, InStream, Refusal, Refused, internal_error
@@ -107,6 +107,21 @@ class Inbox:
             if answer is None:
                 raise Refused(Refusal.MALFORMED, "calls request out of range")
             return answer
+        except Refused as refused:
+            raise self._refuse(refused, caller) from None
+
+    async def on_standby(self, stream: InStream, caller: Caller) -> bytes:
+        """An outbound-only peer's standby call, held until this party carries a call of its own on
+        it (``reverse``); its first frame names the peer, checked as a ping's are."""
+        try:
+            first = await _next_frame(stream, self._patience)
+            if first is None:
+                raise Refused(Refusal.MALFORMED, "empty standby")
+            job, src = _control(wire.decode_standby, first)
+            check_source(self._config, job, src, caller.names)
+            self._peers.seen(src)
+            await reverse.hold_standby(self._config, stream, src)
+            return b""
         except Refused as refused:
             raise self._refuse(refused, caller) from None
 

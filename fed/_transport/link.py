@@ -38,11 +38,16 @@ __all__ = ["CODES", "TRANSIENT", "Caller", "Connection", "InStream", "Inbox", "L
 
 # Calls a receiver serves.
 PUSH, PUSH_WHOLE, PUSHES, PING, BYE, CALLS = "Push", "PushWhole", "Pushes", "Ping", "Bye", "Calls"
-METHODS = (PUSH, PUSH_WHOLE, PUSHES, PING, BYE, CALLS)
+# A standby: an outbound-only party's call to a peer that the peer uses to carry one of its own
+# calls to it (``reverse``).
+STANDBY = "Standby"
+METHODS = (PUSH, PUSH_WHOLE, PUSHES, PING, BYE, CALLS, STANDBY)
+CARRIED = (PUSH, PUSH_WHOLE, PUSHES, PING, BYE, CALLS)  # what a standby may carry
 # What a connection is for: values; control messages on a connection of their own (a goodbye must
 # not queue behind a large push on a slow link); liveness pings, with keepalive tuned to notice a
 # silent peer within seconds.
 VALUES, CONTROL, LIVENESS = "values", "control", "liveness"
+STANDBYS = "standbys"  # an outbound-only party's standby calls, on a connection of their own
 
 # How a call fails, in the status names RayFed's ``grpc_retry_policy`` speaks; every link maps its
 # own failures onto them.
@@ -144,11 +149,12 @@ class Inbox(Protocol):
     async def on_ping(self, request: bytes, caller: Caller) -> bytes: ...
     async def on_bye(self, request: bytes, caller: Caller) -> bytes: ...
     async def on_calls(self, request: bytes, caller: Caller) -> bytes: ...
+    async def on_standby(self, stream: InStream, caller: Caller) -> bytes: ...
 
 
 HANDLERS = {PUSH: "on_push", PUSH_WHOLE: "on_push_whole", PUSHES: "on_pushes", PING: "on_ping", BYE: "on_bye",
-            CALLS: "on_calls"}
-STREAMED = frozenset({PUSH, PUSHES, BYE})  # served with an ``InStream``; the others with the request's bytes
+            CALLS: "on_calls", STANDBY: "on_standby"}
+STREAMED = frozenset({PUSH, PUSHES, BYE, STANDBY})  # served with an ``InStream``; the others with the request's bytes
 
 
 def handler(inbox: Inbox, method: str) -> Callable[..., Awaitable[bytes]]:
@@ -239,10 +245,21 @@ def _module(config: Any):
 
 
 def outbound(config: Any) -> Outbound:
-    """This party's connections to its peers over the job's link."""
-    return _module(config).outbound(config)
+    """This party's connections to its peers over the job's link (to an outbound-only peer: over
+    the standby calls it keeps open to this party, ``reverse``)."""
+    made = _module(config).outbound(config)
+    if getattr(config, "outbound_only", None):
+        from fed._transport import reverse
+
+        made = reverse.Outbound(config, made)
+    return made
 
 
 async def serve(config: Any, inbox: Inbox) -> Server:
-    """Serve ``inbox`` on the party's listening address over the job's link."""
+    """Serve ``inbox`` on the party's listening address over the job's link; an outbound-only
+    party listens nowhere and serves over the standby calls it opens to each peer (``reverse``)."""
+    if config.party in getattr(config, "outbound_only", ()):
+        from fed._transport.standbys import Dialer
+
+        return Dialer(config, inbox, _module(config).outbound(config))
     return await _module(config).serve(config, inbox)

@@ -13,7 +13,7 @@ import ray
 from fed import _logs as logs
 from fed._config import FedConfig
 from fed._exceptions import FedDivergenceError
-from fed._transport import link
+from fed._transport import link, reverse
 from fed._transport.awaited import Awaited
 from fed._transport.call_log import CallLog
 from fed._transport.inbox import Inbox
@@ -108,6 +108,8 @@ class Receiver:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+        if self._config.outbound_only:
+            reverse.forget(self._config.job_name, self._config.party)
         self._box.close()
         self._inbox.close()
 

@@ -392,3 +392,40 @@ def decode_error(frame: bytes | memoryview) -> tuple[str, str, str | None]:
             or not (cause is None or isinstance(cause, str)):
         raise WireError("malformed error frame")
     return party, kind, cause
+
+
+# ---- standby calls: an outbound-only party's calls that carry its peers' calls to it ----
+# (``fed._transport.reverse``; docs/wire.md, "Outbound-only parties")
+
+END_OF_WRITING = b""  # the calling side's last frame of a call carried on a standby
+CARRIED_FRAME, CARRIED_DONE = b"M", b"K"  # the serving side's frames: one of its messages; the call ended well
+
+
+def encode_standby(job: str, src: str) -> bytes:
+    """The first frame of a standby call: ``src`` (outbound-only) offers the peer a call to carry one of its own."""
+    return json.dumps({"job": job, "src": src}).encode()
+
+
+def decode_standby(frame: bytes) -> tuple[Any, Any]:
+    """``(job, src)`` of a standby's first frame; checked by the receiver as a ping's are."""
+    body = loads(frame, "standby")
+    if set(body) - {"job", "src"}:
+        raise WireError("malformed standby")
+    return body.get("job"), body.get("src")
+
+
+def encode_carried_method(method: str) -> bytes:
+    """The first frame the peer writes on a standby it takes: which call it carries."""
+    return method.encode()
+
+
+def decode_carried_method(frame: bytes | None, methods: Sequence[str]) -> str:
+    if frame is None or len(frame) > 32:
+        raise WireError("malformed carried call")
+    try:
+        method = frame.decode("ascii")
+    except UnicodeDecodeError:
+        raise WireError("malformed carried call") from None
+    if method not in methods:
+        raise WireError("unknown carried call")
+    return method

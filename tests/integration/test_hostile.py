@@ -151,11 +151,11 @@ def calls_system(module: str, name: str, canary) -> bytes:
             + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP)
 
 
-async def stream(address, frames, timeout=20):
+async def stream(address, frames, timeout=20, method=grpc_link.PUSH_METHOD):
     """Push ``frames`` as a sender would (data only once the header is admitted); the receiver's
     final answer, or its (status, details)."""
     async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.stream_stream(grpc_link.PUSH_METHOD)(timeout=timeout)
+        call = channel.stream_stream(method)(timeout=timeout)
         try:
             await call.write(frames[0])
             first = await call.read()
@@ -279,6 +279,10 @@ def attacks(canary):
          "not a valid zstd frame"),
         ("zstd_whole", "whole", wire.encode_whole(header([4], compression="zstd"), [memoryview(b"abcd")]), IA,
          "never compressed"),
+        # 12. standby calls (outbound-only parties'): from a stranger, from a peer that listens, malformed
+        ("standby_stranger", "standby", [wire.encode_standby("j", "mallory")], PD, "unknown source party"),
+        ("standby_not_outbound", "standby", [wire.encode_standby("j", "alice")], PD, "only from outbound-only"),
+        ("standby_malformed", "standby", [b'{"job": "j", "src": "alice", "x": 1}'], IA, "malformed standby"),
         ("whole_too_short", "whole", b"\x01\x02", IA, "shorter than"),
         ("whole_bad_length", "whole", (1 << 30).to_bytes(4, "little") + b"{}", IA, "shorter than"),
     ]
@@ -295,6 +299,8 @@ def test_an_attack_is_refused_for_its_own_reason_and_the_receiver_holds(bob, nam
 
     if how == "stream":
         answer = asyncio.run(stream(address, what))
+    elif how == "standby":
+        answer = asyncio.run(stream(address, what, method=grpc_link.STANDBY_METHOD))
     elif how == "whole":
         answer = asyncio.run(unary(address, grpc_link.PUSH_WHOLE_METHOD, what))
     elif how == "ping":

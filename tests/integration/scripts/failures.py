@@ -1,6 +1,8 @@
 """A party that stops while its peer waits for a value from it: alice must raise, promptly.
 
-    failures.py PARTY ADDRESSES_JSON MODE
+    failures.py PARTY ADDRESSES_JSON MODE [outbound]
+
+With ``outbound``, bob is outbound-only (listens nowhere; alice reaches him over his standbys).
 
 alice waits for ``slow`` at bob. bob, two seconds after both met (on a value of alice's),
 instead of running ``slow``:
@@ -51,11 +53,14 @@ def big():
 
 
 def main() -> None:
-    party, addrs, (mode,) = args()
+    party, addrs, (mode, *how) = args()
+    parties = cluster(addrs)
+    if how == ["outbound"]:
+        parties["bob"] = {"outbound_only": True}
     if mode == "interrupted":  # Ctrl+C reaches a program started from a terminal, whatever started this test
         signal.signal(signal.SIGINT, signal.default_int_handler)
     liveness = 60_000 if mode in ("raises", "interrupted", "shutdown_in_except", "finished") else 5000
-    fed.init(address="local", cluster=cluster(addrs), party=party,
+    fed.init(address="local", cluster=parties, party=party,
              config={"cross_silo_comm": {"liveness_timeout_in_ms": liveness}})
     # fed.init's barrier may end at bob before it does at alice: meet on a value of alice's first,
     # so bob stops only once alice is past fed.init.
