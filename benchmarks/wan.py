@@ -1,7 +1,7 @@
 """A push across a long link: fed's 200 MB push against raw TCP through the same delay line.
 
     python benchmarks/wan.py [--size 200MB] [--rtts 0,50,200] [--rates none,100MB] [--repeats 3]
-                             [--window BYTES] [--chunk BYTES] [--tcp-window BYTES]
+                             [--window BYTES] [--chunk BYTES] [--tcp-window BYTES] [--outbound-only]
 
 Alice and bob are two processes, each with its own Ray (``address='local'``); each reaches the
 other only through a delay line (``delay_line.py``: every piece delivered ``rtt / 2`` later, both
@@ -11,10 +11,12 @@ alice has bob's small answer. Right after each fed send, the same bytes go from 
 another over a plain socket through a delay line with the same settings, and the sender waits for
 one byte back (``raw``): each side pays one round trip on top of the bytes.
 
-Both parties stay up for the whole run (their connections too, as in a long job); the lines'
-settings change between sends. With ``--tcp-window`` the lines also play TCP's end-to-end window
-(see ``delay_line.py``: by itself the line lets a raw socket ignore the round trip). Memory is
-each party's peak private memory (``anon``, every process of its session) during the send, over
+With ``--outbound-only`` bob listens nowhere: alice's pushes to him go on the standby calls he
+opens to her through his line (``fed._transport.reverse``). Both parties stay up for the whole
+run (their connections too, as in a long job); the lines' settings change between sends. With
+``--tcp-window`` the lines also play TCP's end-to-end window (see ``delay_line.py``: by itself
+the line lets a raw socket ignore the round trip). Memory is each party's peak private memory
+(``anon``, every process of its session) during the send, over
 the level just before it.
 """
 
@@ -95,14 +97,17 @@ class RawTcp:
 
 # ---------- the parties ----------
 
-def party_main(party: str, addresses: dict[str, str], size: int, sends: int, comm: dict) -> None:
+def party_main(party: str, addresses: dict[str, str], size: int, sends: int, comm: dict, outbound: bool) -> None:
     import ray
 
     import fed
 
     make, consume = array_tasks()
     ray.init(address="local", include_dashboard=False, object_store_memory=3 * size + 2**30)
-    fed.init(addresses=addresses, party=party, config={"cross_silo_comm": comm})
+    cluster = {p: {"address": a} for p, a in addresses.items()}
+    if outbound:  # bob listens nowhere: alice's pushes go on the standbys he opens through his line
+        cluster["bob"] = {"outbound_only": True}
+    fed.init(cluster=cluster, party=party, config={"cross_silo_comm": comm})
     for _ in range(sends + 1):  # the first (no delay) warms up workers, connections and memory
         x = make.party("alice").remote(size)
         if party == "alice":
@@ -124,6 +129,8 @@ def party_main(party: str, addresses: dict[str, str], size: int, sends: int, com
 def _party(party: str, addresses: dict[str, str], opts: argparse.Namespace, sends: int) -> subprocess.Popen:
     argv = [sys.executable, __file__, "--party", party, "--addresses", json.dumps(addresses),
             "--size", str(opts.size), "--sends", str(sends), "--comm", json.dumps(opts.comm)]
+    if opts.outbound_only:
+        argv.append("--outbound-only")
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, cwd=ROOT, start_new_session=True)
 
@@ -146,7 +153,7 @@ def run(opts: argparse.Namespace, settings: list[tuple[float, float | None]]) ->
             print(f"{opts.size / 1e6:.0f} MB a send; chunk {opts.comm.get('chunk_size_in_bytes', 'default')}, "
                   f"window {opts.comm.get('inflight_window_in_bytes', 'default')}, "
                   f"gRPC options {opts.comm.get('grpc_channel_options', 'default')}, "
-                  f"TCP window {opts.tcp_window or 'none'}")
+                  f"TCP window {opts.tcp_window or 'none'}{', bob outbound-only' if opts.outbound_only else ''}")
             print(f"{'rtt ms':>6} {'cap MB/s':>8} {'fed s':>7} {'fed MB/s':>8} {'raw MB/s':>8} {'ratio':>6} "
                   f"{'alice anon MB':>13} {'bob anon MB':>11}")
             for k, (rtt, rate) in enumerate([(0.0, None), *settings]):
@@ -197,13 +204,15 @@ def main() -> None:
     parser.add_argument("--party")
     parser.add_argument("--addresses")
     parser.add_argument("--sends", type=int)
+    parser.add_argument("--outbound-only", action="store_true", help="bob listens nowhere (cluster outbound_only)")
     parser.add_argument("--comm")
     opts = parser.parse_args()
     opts.size = parse_size(opts.size)
     if opts.tcp_window:
         opts.tcp_window = parse_size(opts.tcp_window)
     if opts.party:
-        return party_main(opts.party, json.loads(opts.addresses), opts.size, opts.sends, json.loads(opts.comm))
+        return party_main(opts.party, json.loads(opts.addresses), opts.size, opts.sends, json.loads(opts.comm),
+                          opts.outbound_only)
     opts.comm = {key: parse_size(v)
                  for key, v in (("inflight_window_in_bytes", opts.window), ("chunk_size_in_bytes", opts.chunk)) if v}
     if opts.grpc_options:

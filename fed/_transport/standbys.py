@@ -98,15 +98,7 @@ class Dialer:
         names = frozenset({cfg.tls.name_of(peer)}) if cfg.tls is not None else frozenset()
         caller = Caller(f"{cfg.addresses[peer]} (standby)", names)
         try:
-            try:
-                method = wire.decode_carried_method(first, link.CARRIED)
-            except wire.WireError as exc:
-                raise Refused(Refusal.MALFORMED, str(exc)) from None
-            request: Any = _CarriedIn(stream)
-            if method not in link.STREAMED:
-                request = await request.next()
-                if request is None:
-                    raise Refused(Refusal.MALFORMED, "a carried call without its request")
+            method, request = await self._request(stream, first)
             answer = await link.handler(self._inbox, method)(request, caller)
             if answer:
                 await stream.write(wire.CARRIED_FRAME + answer)
@@ -124,8 +116,29 @@ class Dialer:
             stream.cancel()
             self._slots[peer].release()
 
-    async def _refuse(self, stream: Any, refused: Refused) -> None:
+    async def _request(self, stream: Any, first: bytes) -> tuple[str, Any]:
+        """The carried call's method, and what its handler takes: the stream, or (a unary call)
+        its one request, which must come within ``timeout_in_ms``. ``Refused`` (logged here: the
+        inbox logs what it refuses itself) for anything else."""
+        patience = self._config.comm.timeout_in_ms / 1000
+        try:
+            method = wire.decode_carried_method(first, link.CARRIED)
+            request: Any = _CarriedIn(stream)
+            if method not in link.STREAMED:
+                request = await asyncio.wait_for(request.next(), patience)
+                if request is None:
+                    raise Refused(Refusal.MALFORMED, "a carried call without its request")
+            return method, request
+        except wire.WireError as exc:
+            refused = Refused(Refusal.MALFORMED, str(exc))
+        except asyncio.TimeoutError:
+            refused = Refused(Refusal.STALLED, f"no request for {patience:g} s")
+        except Refused as exc:
+            refused = exc
         logger.warning("refused a call carried on a standby: %s", clip(str(refused), 600))
+        raise refused
+
+    async def _refuse(self, stream: Any, refused: Refused) -> None:
         try:
             await stream.write(wire.encode_lane_refusal(refused.kind.value, refused.public, refused.no_room))
             await self._ended(stream)

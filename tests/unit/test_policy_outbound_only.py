@@ -156,3 +156,20 @@ def test_a_party_serving_an_outbound_only_peer_keeps_its_sender_and_receiver_in_
         build_config(party="alice", cluster=cluster, config={"cross_silo_comm": {"recv_resource_label": {"x": 1}}})
     bob = build_config(party="bob", cluster=cluster, config={"cross_silo_comm": {"recv_resource_label": {"x": 1}}})
     assert bob.proxy == "http://p:3128" and bob.outbound_only == {"bob"}
+
+
+@pytest.mark.parametrize("frames, why", [
+    ([b"Nonsense"], "INVALID_ARGUMENT: unknown carried call"),
+    ([b"Ping"], "DEADLINE_EXCEEDED: no request for 0.5 s"),  # and its standby goes back to bob
+])
+def test_a_carried_call_the_outbound_only_party_cannot_serve_is_refused_and_frees_its_standby(frames, why):
+    async def test(p):
+        pool = await standbys()
+        carried = reverse._Carried(await pool.take(1, False))
+        for frame in frames:
+            await carried.write(frame)
+        with pytest.raises(link.LinkError, match=why):
+            await carried.read()
+        await standbys()  # bob opened another
+
+    run(test, configs(timeout_in_ms=500))
