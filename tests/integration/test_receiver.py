@@ -436,7 +436,7 @@ def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
             await self.stream.send(frame)
 
     monkeypatch.setattr(receiver_module, "_assemble",
-                        lambda stream, total, patience: assemble(Slowly(stream), total, patience))
+                        lambda stream, total, patience, *unpack: assemble(Slowly(stream), total, patience, *unpack))
 
     async def test(sender, receiver, _):
         value = np.arange(3 * 2**20, dtype=np.uint8)
@@ -451,7 +451,7 @@ def test_a_slow_but_live_transfer_outlasts_timeout_in_ms(monkeypatch):
 def test_a_stalled_transfer_fails_after_timeout_in_ms(monkeypatch):
     from fed._transport import inbox as receiver_module
 
-    async def stuck(stream, total, patience):
+    async def stuck(stream, total, patience, *unpack):
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(receiver_module, "_assemble", stuck)
