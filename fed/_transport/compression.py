@@ -3,9 +3,10 @@
 Each data frame of a compressed push is one zstd frame holding exactly the payload bytes an
 uncompressed frame would hold; acks and resumes count payload bytes, as without compression. The
 receiver decompresses a frame straight into the push's buffer, whose size the header declared and
-admission already checked against the caps: a frame that would decompress to more than the rest
-of the declared payload is refused once that buffer is full, so nothing beyond the admitted room
-is ever allocated. The decompressor's own window is capped at ``MAX_WINDOW``.
+admission already checked against the caps: a frame must record its size, one that records more
+than the rest of the declared payload is refused before any of it is decompressed, and a frame
+is decompressed into that many bytes of the buffer only, so nothing beyond the admitted room is
+ever allocated. The decompressor's own window is capped at ``MAX_WINDOW``.
 
 zstd (the ``zstandard`` bindings, an optional dependency: ``pip install 'rayfed[compression]'``):
 a well-kept codec with a C implementation that releases the GIL and decompresses into a

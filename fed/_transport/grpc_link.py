@@ -107,13 +107,21 @@ def liveness_options(liveness_timeout_ms: int) -> dict[str, int]:
     even while its Python is busy; if a very busy peer is late anyway, its connection is made
     again at once, which liveness does not count as a loss. (``ping_timeout_ms`` bounds the wait
     for the acknowledgement; without it gRPC waits a minute whatever ``keepalive_timeout_ms`` says.)"""
-    every = within = max(100, liveness_timeout_ms // 5)
+    every = max(100, liveness_timeout_ms // 5)
     # Reconnect at least that often too: gRPC's own backoff grows to two minutes, so after a peer
     # was away for a while (not started yet, restarting) the channel would not try again for
     # longer than the liveness timeout, and a peer back up would count as lost.
-    return {"grpc.keepalive_time_ms": every, "grpc.keepalive_timeout_ms": within,
-            "grpc.http2.ping_timeout_ms": within, "grpc.initial_reconnect_backoff_ms": min(every, 1000),
+    return {**keepalive_options(liveness_timeout_ms), "grpc.initial_reconnect_backoff_ms": min(every, 1000),
             "grpc.min_reconnect_backoff_ms": min(every, 1000), "grpc.max_reconnect_backoff_ms": every}
+
+
+def keepalive_options(liveness_timeout_ms: int) -> dict[str, int]:
+    """An HTTP/2 ping every fifth of the liveness timeout, the connection closed when one is not
+    acknowledged within another fifth (``liveness_options``; a server serving an outbound-only
+    peer's standbys uses the same)."""
+    every = within = max(100, liveness_timeout_ms // 5)
+    return {"grpc.keepalive_time_ms": every, "grpc.keepalive_timeout_ms": within,
+            "grpc.http2.ping_timeout_ms": within}
 
 
 def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
@@ -179,8 +187,7 @@ class GrpcServer:
             # Its standbys are how this party reaches an outbound-only peer, and its liveness pings
             # ride on them: a peer gone silent must lose them within seconds, as a dialled peer
             # loses its liveness connection (``liveness_options``).
-            options = list({**dict(options), **{k: v for k, v in liveness_options(
-                comm.liveness_timeout_in_ms).items() if k.startswith("grpc.keepalive") or "ping" in k}}.items())
+            options = list({**dict(options), **keepalive_options(comm.liveness_timeout_in_ms)}.items())
         self._server = grpc.aio.server(options=options)
         self._server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {
             **{method: grpc.stream_stream_rpc_method_handler(self._streamed(link.handler(inbox, method), True))

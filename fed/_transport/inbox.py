@@ -145,7 +145,7 @@ class Inbox:
             first = await _next_frame(stream, self._patience)
             if first is None:
                 raise Refused(Refusal.MALFORMED, "empty push: no header frame")
-            header = self._admit(first, caller, resumes=True)
+            header = self._admit(first, caller, streamed=True)
             if header is None:
                 return b"duplicate"
             key = (header.src, header.object_id)
@@ -182,8 +182,6 @@ class Inbox:
     async def on_push_whole(self, request: bytes, caller: Caller) -> bytes:
         try:
             head, payload = _control(wire.decode_whole, request)
-            if _control(wire.decode_header, head).compression is not None:
-                raise Refused(Refusal.MALFORMED, "a value in one message is never compressed")
             header = self._admit(head, caller)
             if header is None:
                 return b"duplicate"
@@ -284,15 +282,17 @@ class Inbox:
         """Seconds a push may go without a frame before it gives back what it holds."""
         return self._config.comm.timeout_in_ms / 1000
 
-    def _admit(self, frame: bytes, caller: Caller, resumes: bool = False) -> wire.Header | None:
+    def _admit(self, frame: bytes, caller: Caller, streamed: bool = False) -> wire.Header | None:
         """The push's header if this party takes it, None for a duplicate; else ``Refused``.
 
         A taken push holds what it costs (``holding_cost``: payload, decoded growth, header, slot)
-        until its value is handed out or the push fails (``Mailbox.release``). With ``resumes``
-        (a streamed push), a header that resumes a broken push of the same value is taken with
-        the room that push still holds (``Partials``).
+        until its value is handed out or the push fails (``Mailbox.release``). Only a ``streamed``
+        push may be compressed, and a streamed header that resumes a broken push of the same value
+        is taken with the room that push still holds (``Partials``).
         """
         header = _control(wire.decode_header, frame)
+        if header.compression is not None and not streamed:
+            raise Refused(Refusal.MALFORMED, "a value in one message is never compressed")
         check_header(self._config, header, caller.names)
         self._peers.seen(header.src)
         key = (header.src, header.object_id)
@@ -300,7 +300,7 @@ class Inbox:
             logger.info("duplicate push of %s from %s dropped", describe(header), header.src)
             self._meter.add(header.src, duplicates=1)
             return None
-        if resumes and self._partials.resumable(key, header):
+        if streamed and self._partials.resumable(key, header):
             return header
         if self._box.receiving(key):
             raise Refused(Refusal.BUSY, "a push of this value is already being received")

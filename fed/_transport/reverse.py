@@ -58,6 +58,7 @@ class _Standby:
         """Run a read or write of the standby's stream from another task than its handler: a
         ``LinkError`` (INTERNAL, transient) if the stream fails or the handler ends meanwhile."""
         if self.gone.done():
+            op.close()  # never started
             raise LinkError("INTERNAL", "the standby call broke")
         task = asyncio.ensure_future(op)
         try:
