@@ -19,6 +19,7 @@ import time
 import tiny_tasks
 
 TICK = os.sysconf("SC_CLK_TCK")
+ROUND_MS_AT_LEAST = 2.0  # rounds run for settle + window at this speed; faster, and nothing is measured (refused)
 
 
 def cpu_by_process(sessions: dict[int, str]) -> dict[int, tuple[str, str, float]]:
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=25.0,
                         help="seconds from start until the parties are in their timed rounds (default 25)")
     opts = parser.parse_args()
-    rounds = int((opts.settle + opts.window) * 1000 / 10)  # enough rounds at 10 ms or more each
+    rounds = int((opts.settle + opts.window) * 1000 / ROUND_MS_AT_LEAST)
     addresses = json.dumps({p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), tiny_tasks.free_ports(2))})
     procs, logs = {}, {}
     try:
@@ -57,6 +58,9 @@ def main() -> None:
         before, t0 = cpu_by_process(sessions), time.monotonic()
         time.sleep(opts.window)
         after, t1 = cpu_by_process(sessions), time.monotonic()
+        if any(proc.poll() is not None for proc in procs.values()):
+            raise SystemExit(f"a party finished its rounds before the window ended (faster than {ROUND_MS_AT_LEAST} "
+                             "ms a round): nothing was measured; shorten --settle and --window")
         for party, proc in procs.items():
             if proc.wait(tiny_tasks.TIMEOUT_S) != 0:
                 raise SystemExit(f"{party} failed (exit {proc.returncode})")

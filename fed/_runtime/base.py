@@ -128,7 +128,19 @@ def map_fed_objects(value: Any, fn: Callable[[FedObject], Any]) -> Any:
 
 
 def fed_objects_in(value: Any) -> list[FedObject]:
-    """Every FedObject inside ``value``'s lists, tuples and dicts, in order (``map_fed_objects``)."""
+    """Every FedObject inside ``value``'s lists, tuples and dicts, in order (as ``map_fed_objects``
+    visits them; walked without rebuilding anything: it runs several times for every call)."""
     found: list[FedObject] = []
-    map_fed_objects(value, lambda obj: found.append(obj) or obj)
+    _collect(value, found)
     return found
+
+
+def _collect(value: Any, found: list[FedObject]) -> None:
+    if isinstance(value, FedObject):
+        found.append(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect(item, found)

@@ -205,13 +205,11 @@ class Runtime(RuntimeBase):
 
     def push_args(self, args: tuple, kwargs: dict, dst: str) -> None:
         """Before a call at ``dst``: push every argument this party owns."""
-        def push(obj: FedObject) -> FedObject:
+        for obj in fed_objects_in((args, kwargs)):
             if obj.owner == self.party:
                 self.push(obj, dst)
             else:
                 self.check_session(obj)
-            return obj
-        map_fed_objects((args, kwargs), push)
 
     def get(self, objects: list[FedObject]) -> list[Any]:
         """The owner pushes each value to every party that has not received it; the others wait for it."""

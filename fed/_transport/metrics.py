@@ -4,10 +4,17 @@ Each side keeps plain counters, which ``fed.stats()`` gathers, and mirrors them 
 which Ray exports on every node's Prometheus endpoint and shows in its dashboard. The metrics are
 named ``fed_<side>_<counter>`` (Prometheus adds Ray's ``ray_`` prefix) and tagged with the job,
 this party and the peer.
+
+A Ray metric costs tens of microseconds of Python a record, and a small push made up to nine of
+them on the transport's event loop, in the turn that hands the value to the program, competing
+with the program's next calls for the interpreter. So the counters are mirrored into Ray at most
+every ``MIRROR_EVERY_S``: what changed since, one record a metric and peer (push times: one
+observation each, in one batch), and the rest at ``stop`` (Ray exports every few seconds anyway).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -21,6 +28,8 @@ COUNTERS = {"sent": ("values", "bytes", "retries", "refusals", "failures"),
             "received": ("values", "bytes", "duplicates")}
 _LATENCY_BOUNDS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
 _TAGS = ("job", "party", "peer")
+MIRROR_EVERY_S = 1.0
+_MAX_PENDING_OBSERVATIONS = 10_000  # push times kept for the histogram between mirrorings
 
 
 class Meter:
@@ -31,31 +40,70 @@ class Meter:
         self._tags = {"job": job, "party": party}
         self._peers: dict[str, dict[str, float]] = {}
         self._ray = _ray_metrics(side)
+        # Not yet in Ray: amounts by (counter, peer), push times by peer, the gauges' last values.
+        self._added: dict[tuple[str, str], float] = {}
+        self._observed: dict[str, list[float]] = {}
+        self._observations = 0
+        self._gauges: dict[str, float] = {}
+        self._mirroring: asyncio.TimerHandle | None = None
 
     def add(self, peer: str, **amounts: float) -> None:
         """Add to ``peer``'s counters, e.g. ``add('bob', values=1, bytes=1024)``."""
         row = self._row(peer)
         for name, amount in amounts.items():
             row[name] += amount
-            metric = self._ray.get(name)
-            if metric is not None and amount > 0:
-                metric.inc(amount, tags={**self._tags, "peer": peer})
+            if amount > 0 and name in self._ray:
+                self._added[(name, peer)] = self._added.get((name, peer), 0) + amount
+        self._mirror_soon()
 
     def took(self, peer: str, seconds: float) -> None:
         """One push to ``peer`` took ``seconds`` from its value being ready to its delivery."""
         row = self._row(peer)
         row["push_seconds_total"] += seconds
         row["push_seconds_max"] = max(row["push_seconds_max"], seconds)
-        metric = self._ray.get("push_seconds")
-        if metric is not None:
-            metric.observe(seconds, tags={**self._tags, "peer": peer})
+        if "push_seconds" in self._ray:
+            self._observed.setdefault(peer, []).append(seconds)
+            self._observations += 1
+            if self._observations >= _MAX_PENDING_OBSERVATIONS:
+                self.mirror()
+        self._mirror_soon()
 
     def waiting(self, values: int, nbytes: int) -> None:
         """Values (and their payload bytes) this party's receiver holds that were not consumed yet."""
-        for name, amount in (("waiting_values", values), ("waiting_bytes", nbytes)):
-            metric = self._ray.get(name)
-            if metric is not None:
-                metric.set(amount, tags={**self._tags, "peer": ""})
+        if "waiting_values" in self._ray:
+            self._gauges.update(waiting_values=values, waiting_bytes=nbytes)
+            self._mirror_soon()
+
+    def mirror(self) -> None:
+        """Record in Ray's metrics what changed since the last time (also called on a timer)."""
+        if self._mirroring is not None:
+            self._mirroring.cancel()
+            self._mirroring = None
+        added, self._added = self._added, {}
+        observed, self._observed, self._observations = self._observed, {}, 0
+        gauges, self._gauges = self._gauges, {}
+        try:
+            for (name, peer), amount in added.items():
+                self._ray[name].inc(amount, tags={**self._tags, "peer": peer})
+            for peer, seconds in observed.items():
+                histogram, tags = self._ray["push_seconds"], {**self._tags, "peer": peer}
+                for each in seconds:
+                    histogram.observe(each, tags=tags)
+            for name, amount in gauges.items():
+                self._ray[name].set(amount, tags={**self._tags, "peer": ""})
+        except Exception as exc:  # noqa: BLE001 - metrics are an extra; fed.stats() still counts
+            logger.info("fed: Ray metrics could not be recorded (%s); fed.stats() still counts", exc)
+
+    def _mirror_soon(self) -> None:
+        """Mirror within ``MIRROR_EVERY_S`` on the running event loop (at once without one)."""
+        if self._mirroring is not None or not (self._added or self._observed or self._gauges):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.mirror()
+            return
+        self._mirroring = loop.call_later(MIRROR_EVERY_S, self.mirror)
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Each peer's counters, with the mean push time and throughput of pushes where timed."""

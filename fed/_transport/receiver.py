@@ -112,6 +112,7 @@ class Receiver:
             reverse.forget(self._config.job_name, self._config.party)
         self._box.close()
         self._inbox.close()
+        self._meter.mirror()  # what the Ray metrics have not been given yet
 
     async def get(self, src: str, object_id: str, fingerprint: str, asked_at: int | None = None,
                   sized: bool = False) -> Any:

@@ -341,7 +341,8 @@ class Sender:
         return True
 
     async def stop(self) -> None:
-        """Close every lane and connection."""
+        """Close every lane and connection; what the Ray metrics have not been given yet goes to them now."""
         for lane in self._lanes.values():
             lane.close()
         await self._link.close()
+        self.meter.mirror()
