@@ -102,17 +102,20 @@ class Pool:
             self._held -= 1
             if standby in self._idle:
                 self._idle.remove(standby)
+            self._event().set()  # a call waiting for a standby looks again (``take``)
 
     def ready(self) -> bool:
         return bool(self._idle)
 
     async def take(self, timeout: float, wait: bool) -> _Standby:
-        """An idle standby; ``LinkError`` UNAVAILABLE at once if there is none and not ``wait``,
-        DEADLINE_EXCEEDED if none comes within ``timeout``."""
+        """An idle standby, waiting for one up to ``timeout`` (DEADLINE_EXCEEDED). Not ``wait``:
+        ``LinkError`` UNAVAILABLE at once if the peer holds no standby here at all (it is not
+        connected, as a refused connection would say); if it holds some but all carry calls, the
+        peer is there and opens the next at once, so that is waited for."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not self._idle:
-            if not wait:
+            if not wait and not self._held:
                 raise LinkError("UNAVAILABLE", "the outbound-only peer has no standby call open to this party")
             event = self._event()
             event.clear()

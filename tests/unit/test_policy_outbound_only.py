@@ -173,3 +173,22 @@ def test_a_carried_call_the_outbound_only_party_cannot_serve_is_refused_and_free
         await standbys()  # bob opened another
 
     run(test, configs(timeout_in_ms=500))
+
+
+def test_a_ping_waits_for_a_standby_while_all_of_the_peers_carry_calls_and_fails_at_once_without_any():
+    async def test(p):
+        pool = await standbys()
+        taken = [await pool.take(1, False) for _ in range(reverse.IDLE)]  # bob does not know yet
+        connection = reverse.Connection(pool)
+        ping = asyncio.ensure_future(connection.unary(link.PING, wire.encode_ping("j", "alice"), timeout=5))
+        await asyncio.sleep(0.1)
+        assert not ping.done()  # not UNAVAILABLE: bob is there, every standby of his is in use
+        taken[0].finish()  # that standby ends unused: bob opens another, and the ping takes it
+        who, job, *_ = wire.decode_ping_answer(await ping)
+        assert (who, job) == ("bob", "j")
+        for standby in taken[1:]:
+            standby.finish()
+        with pytest.raises(link.LinkError, match="UNAVAILABLE"):  # a peer holding no standby here
+            await reverse.Connection(reverse.Pool()).unary(link.PING, wire.encode_ping("j", "alice"), timeout=5)
+
+    run(test, configs())
