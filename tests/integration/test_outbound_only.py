@@ -75,8 +75,9 @@ def test_an_outbound_only_party_behind_an_http_connect_proxy(tmp_path):
         for name in ("alice", "bob"):
             assert f"{name} SUMS {json.dumps(expected(['alice', 'bob']))}" in parties[name].output
         assert "bob NEW LISTENING []" in parties["bob"].output
-        # values, control, liveness and standbys: a connection each, all tunnelled to alice
-        assert len(proxy.tunnels) >= 4 and set(proxy.tunnels) == {f"alice.internal:{port}"}, proxy.tunnels
+        # values, liveness and standbys: a connection each, all tunnelled to alice (and the goodbye's
+        # own, when alice's server is still up to take it: a goodbye is one try, and alice may be done)
+        assert len(proxy.tunnels) >= 3 and set(proxy.tunnels) == {f"alice.internal:{port}"}, proxy.tunnels
 
 
 LOST = r"FedPeerLostError: party 'bob' is lost .*; value 2:0 \(__main__.slow@bob#2\) that party 'alice' waits for"
