@@ -107,11 +107,12 @@ def liveness_options(liveness_timeout_ms: int) -> dict[str, int]:
     even while its Python is busy; if a very busy peer is late anyway, its connection is made
     again at once, which liveness does not count as a loss. (``ping_timeout_ms`` bounds the wait
     for the acknowledgement; without it gRPC waits a minute whatever ``keepalive_timeout_ms`` says.)"""
-    every = max(100, liveness_timeout_ms // 5)
+    keepalive = keepalive_options(liveness_timeout_ms)
+    every = keepalive["grpc.keepalive_time_ms"]
     # Reconnect at least that often too: gRPC's own backoff grows to two minutes, so after a peer
     # was away for a while (not started yet, restarting) the channel would not try again for
     # longer than the liveness timeout, and a peer back up would count as lost.
-    return {**keepalive_options(liveness_timeout_ms), "grpc.initial_reconnect_backoff_ms": min(every, 1000),
+    return {**keepalive, "grpc.initial_reconnect_backoff_ms": min(every, 1000),
             "grpc.min_reconnect_backoff_ms": min(every, 1000), "grpc.max_reconnect_backoff_ms": every}
 
 
