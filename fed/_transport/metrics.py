@@ -40,10 +40,9 @@ class Meter:
         self._tags = {"job": job, "party": party}
         self._peers: dict[str, dict[str, float]] = {}
         self._ray = _ray_metrics(side)
-        # Not yet in Ray: amounts by (counter, peer), push times by peer, the gauges' last values.
+        # Not yet in Ray: amounts by (counter, peer), (peer, push time)s, the gauges' last values.
         self._added: dict[tuple[str, str], float] = {}
-        self._observed: dict[str, list[float]] = {}
-        self._observations = 0
+        self._observed: list[tuple[str, float]] = []
         self._gauges: dict[str, float] = {}
         self._mirroring: asyncio.TimerHandle | None = None
 
@@ -62,9 +61,8 @@ class Meter:
         row["push_seconds_total"] += seconds
         row["push_seconds_max"] = max(row["push_seconds_max"], seconds)
         if "push_seconds" in self._ray:
-            self._observed.setdefault(peer, []).append(seconds)
-            self._observations += 1
-            if self._observations >= _MAX_PENDING_OBSERVATIONS:
+            self._observed.append((peer, seconds))
+            if len(self._observed) >= _MAX_PENDING_OBSERVATIONS:
                 self.mirror()
         self._mirror_soon()
 
@@ -80,15 +78,13 @@ class Meter:
             self._mirroring.cancel()
             self._mirroring = None
         added, self._added = self._added, {}
-        observed, self._observed, self._observations = self._observed, {}, 0
+        observed, self._observed = self._observed, []
         gauges, self._gauges = self._gauges, {}
         try:
             for (name, peer), amount in added.items():
                 self._ray[name].inc(amount, tags={**self._tags, "peer": peer})
-            for peer, seconds in observed.items():
-                histogram, tags = self._ray["push_seconds"], {**self._tags, "peer": peer}
-                for each in seconds:
-                    histogram.observe(each, tags=tags)
+            for peer, seconds in observed:
+                self._ray["push_seconds"].observe(seconds, tags={**self._tags, "peer": peer})
             for name, amount in gauges.items():
                 self._ray[name].set(amount, tags={**self._tags, "peer": ""})
         except Exception as exc:  # noqa: BLE001 - metrics are an extra; fed.stats() still counts
